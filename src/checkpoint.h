@@ -1,0 +1,42 @@
+/* Checkpoints (FORMATS.md "Checkpoint"): parallel HDF5 through the MPI-IO
+ * driver with collective transfers, written to "<path>.tmp" then renamed,
+ * with a checksum of every tensor that the loader verifies. */
+#pragma once
+#include <mpi.h>
+#include <stdint.h>
+#include "params.h"
+#include "rng.h"
+#include "shape.h"
+
+#define CKPT_FORMAT_VERSION 1
+#define CKPT_MAX_RNG 4
+
+typedef struct {
+    const ParamTable *pt;
+    ModelShape shape;
+    float *params;            /* pt->total floats */
+    float *m, *v;             /* AdamW moments (NULL: none) */
+    float *ema;               /* EMA weights (NULL: none) */
+    long long step, samples_seen;
+    Rng rng[CKPT_MAX_RNG];    /* generator states for a bit-exact resume */
+    int n_rng;
+    const char *deck_text;    /* the full deck, stored as /config */
+} CkptState;
+
+/* Collective over comm: every rank calls with the same state. */
+void ckpt_save(const char *path, const CkptState *s, MPI_Comm comm);
+
+/* Reads the root hyper-parameter attributes of a checkpoint or bare weights
+ * file (F may be absent in a bare weights file: then 0). Dies naming the file. */
+void ckpt_read_shape(const char *path, ModelShape *shape);
+
+/* Loads a checkpoint into s (s->pt, s->params and, where non-NULL, s->m, s->v,
+ * s->ema must be allocated by the caller for s->shape). Verifies the checksum
+ * and that the file's shape matches s->shape (F excepted). Returns flags:
+ * CKPT_HAS_OPT, CKPT_HAS_EMA, CKPT_HAS_STATE, CKPT_BARE (weights only). Moments
+ * or EMA absent in the file leave those buffers untouched. */
+enum { CKPT_HAS_OPT = 1, CKPT_HAS_EMA = 2, CKPT_HAS_STATE = 4, CKPT_BARE = 8 };
+int ckpt_load(const char *path, CkptState *s, MPI_Comm comm);
+
+/* The deck stored in a checkpoint's /config (malloc'd), or NULL if absent. */
+char *ckpt_read_config(const char *path);

@@ -1,0 +1,7 @@
+/* The entprog sub-commands; each parses its own arguments and returns an exit code. */
+#pragma once
+
+int cmd_train(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_grad(int argc, char **argv);
+int cmd_datagen(int argc, char **argv);
