@@ -16,7 +16,7 @@ hid_t h5_open_read(const char *path, MPI_Comm comm) {
     FILE *probe = fopen(path, "rb");
     if (!probe) ep_die("cannot open '%s': no such file or not readable", path);
     fclose(probe);
-    if (H5Fis_accessible(path, H5P_DEFAULT) <= 0) ep_die("'%s' is not an HDF5 file", path);
+    if (H5Fis_hdf5(path) <= 0) ep_die("'%s' is not an HDF5 file", path);
     hid_t fapl = fapl_for(comm);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     H5Pclose(fapl);
@@ -118,11 +118,22 @@ static void make_parents(hid_t f, const char *path) {
     }
 }
 
-static int is_mpio(hid_t f) {
+/* Our rank in the communicator the file was opened on (0 when not MPI-IO),
+ * so `writer` means a rank of that communicator, not of MPI_COMM_WORLD. */
+static int file_rank(hid_t f, int *mpio) {
     hid_t fapl = H5Fget_access_plist(f);
-    int mpio = H5Pget_driver(fapl) == H5FD_MPIO;
+    int me = 0;
+    *mpio = H5Pget_driver(fapl) == H5FD_MPIO;
+    if (*mpio) {
+        MPI_Comm comm = MPI_COMM_NULL;
+        MPI_Info info = MPI_INFO_NULL;
+        H5Pget_fapl_mpio(fapl, &comm, &info); /* returns duplicates: free them */
+        MPI_Comm_rank(comm, &me);
+        MPI_Comm_free(&comm);
+        if (info != MPI_INFO_NULL) MPI_Info_free(&info);
+    }
     H5Pclose(fapl);
-    return mpio;
+    return me;
 }
 
 static void write_any(hid_t f, const char *dset, hid_t ftype, hid_t mtype, const void *data, int rank, const hsize_t *dims, int writer) {
@@ -133,11 +144,8 @@ static void write_any(hid_t f, const char *dset, hid_t ftype, hid_t mtype, const
     hid_t d = H5Dcreate2(f, dset, ftype, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (d < 0) ep_die("cannot create dataset %s", dset);
     hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
-    int me = 0;
-    if (is_mpio(f)) {
-        H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
-        MPI_Comm_rank(MPI_COMM_WORLD, &me);
-    }
+    int mpio, me = file_rank(f, &mpio);
+    if (mpio) H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
     hid_t fsel = H5Scopy(space), msel = H5Scopy(space);
     if (me != writer) { H5Sselect_none(fsel); H5Sselect_none(msel); }
     if (H5Dwrite(d, mtype, msel, fsel, dxpl, data) < 0) ep_die("cannot write dataset %s", dset);

@@ -3,6 +3,7 @@
 #include "rng.h"
 #include <math.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int add(ParamTable *t, int cap, int block, const char *fmt, int ndim, const int *shape, ...) {

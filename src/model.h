@@ -1,0 +1,74 @@
+/* EP-VDiT (MODEL.md): parameters, activations and the forward/backward pass. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include "params.h"
+#include "shape.h"
+
+/* One batch of model inputs (MODEL.md "Inputs of one forward"). */
+typedef struct {
+    const float *x;         /* [B,F,C,H,W] noisy latents */
+    const int *t;           /* [B] timesteps */
+    const float *ref;       /* [B,C,H,W] clean reference latent */
+    const float *pose;      /* [B,F,Cp,sH,sW] pose maps in [0,1] */
+    const uint8_t *drop_ref, *drop_pose; /* [B] condition dropout flags */
+} Batch;
+
+/* Activations of one block, both passes (kept for backward). */
+typedef struct {
+    float *mod;                       /* [2B,9D]: rows 0..B-1 video, B..2B-1 reference */
+    /* reference pass */
+    float *r_xhat1, *r_rstd1, *bank, *r_qkv, *r_P, *r_ao, *r_y1;
+    float *r_xhat2, *r_rstd2, *r_u2, *r_h, *r_g, *r_y2;
+    /* video pass: spatial, temporal, MLP */
+    float *xhat1, *rstd1, *u1, *qkv, *P, *ao, *y1;
+    float *xhat2, *rstd2, *u2, *qkvt, *Pt, *aot, *y2;
+    float *xhat3, *rstd3, *u3, *h, *g, *y3;
+} BlockActs;
+
+typedef struct {
+    float *temb, *th1, *ta1, *c, *sc;  /* [2B,256], [2B,D] x4: conditioning, rows B.. are c(0) */
+    float *xp;                         /* [N+Nr, C*p*p] patches of x then ref */
+    float *zr;                         /* [N+Nr, D] residual streams: video tokens then reference tokens */
+    float **pg_pre, **pg_act;          /* pose guider levels 0..G: [BF,Cg,h,w] before/after SiLU */
+    float *pg_tok, *pg_patch, *pg_out; /* [N,Cg*p*p], [N,D], [N,D] */
+    float *fmod, *xhatf, *rstdf, *uf, *fout; /* final layer */
+    float *mean;                       /* LayerNorm mean scratch [N] */
+    BlockActs *blk;
+} Acts;
+
+typedef struct {
+    float *dzr;               /* [N+Nr, D] gradients of both streams */
+    float *dxhat, *du, *dy, *dao, *dqkv, *dqkv_r, *dbank, *dh, *dgl, *dmod, *dsc, *dc;
+    float *dt1, *dpg_tok, *dpg_patch, *dpg_out, *dpg_a, *dpg_b, *dS, *col, *dfout;
+} Grads;
+
+typedef struct {
+    ModelShape shape;         /* shape.F is the F of the allocated activations */
+    ParamTable pt;
+    float *params, *grads;    /* pt.total floats each */
+    int B;
+    Acts a;
+    Grads g;
+    float *act_mem, *grad_mem;
+    size_t act_floats, scratch_floats;
+    float *pos, *frame_emb;   /* fixed embeddings [S,D], [F,D] */
+    const int *skip;          /* [L] or NULL: skip(b) makes block b the identity in both passes */
+} Model;
+
+/* Last block that is not skipped (-1 if all are): the reference pass only
+ * runs attention and MLP in blocks before it, whose banks are used. */
+int model_last_active(const Model *m);
+
+/* Builds the parameter table and allocates params and grads (zeroed). */
+void model_create(Model *m, const ModelShape *shape);
+/* (Re)allocates activations for batch B and clip length F. */
+void model_set_batch(Model *m, int B, int F);
+void model_destroy(Model *m);
+
+/* eps_hat [B,F,C,H,W]. */
+void model_forward(Model *m, const Batch *in, float *eps_hat);
+/* Accumulates d loss / d params into m->grads, given d loss / d eps_hat. Needs the forward's activations. */
+void model_backward(Model *m, const Batch *in, const float *deps);
+/* mean((eps_hat - eps)^2) in double; writes deps = d loss / d eps_hat when non-NULL. */
+double mse_loss(const float *eps_hat, const float *eps, float *deps, size_t n);

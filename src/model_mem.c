@@ -1,0 +1,168 @@
+/* Model memory: parameters and gradients in one allocation each, and every
+ * activation and backward scratch buffer carved from one more (two passes:
+ * the first only counts, the second hands out pointers). */
+#include "die.h"
+#include "embed.h"
+#include "model.h"
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct { float *base; size_t used; } Carver;
+
+static float *take(Carver *c, size_t n) {
+    float *p = c->base ? c->base + c->used : NULL;
+    c->used += (n + 15) & ~(size_t)15; /* 64-byte alignment for every buffer */
+    return p;
+}
+
+static void layout_acts(Model *m, Carver *c) {
+    const ModelShape *s = &m->shape;
+    int B = m->B, F = s->F, D = s->D, S = shape_S(s), NH = s->NH, Dm = shape_Dm(s), G = shape_G(s);
+    size_t N = (size_t)B * F * S, Nr = (size_t)B * S, BF = (size_t)B * F;
+    int K = s->C * s->p * s->p;
+    Acts *a = &m->a;
+    a->temb = take(c, 2 * B * 256);
+    a->th1 = take(c, 2 * B * D);
+    a->ta1 = take(c, 2 * B * D);
+    a->c = take(c, 2 * B * D);
+    a->sc = take(c, 2 * B * D);
+    a->xp = take(c, (N + Nr) * K);
+    a->zr = take(c, (N + Nr) * D);
+    for (int l = 0; l <= G; l++) {
+        size_t hw = (size_t)(s->s * s->H >> l) * (s->s * s->W >> l);
+        a->pg_pre[l] = take(c, BF * s->Cg * hw);
+        a->pg_act[l] = take(c, BF * s->Cg * hw);
+    }
+    a->pg_tok = take(c, N * s->Cg * s->p * s->p);
+    a->pg_patch = take(c, N * D);
+    a->pg_out = take(c, N * D);
+    a->fmod = take(c, (size_t)B * 2 * D);
+    a->xhatf = take(c, N * D);
+    a->rstdf = take(c, N);
+    a->uf = take(c, N * D);
+    a->fout = take(c, N * s->p * s->p * s->C);
+    a->mean = take(c, N + Nr);
+    for (int b = 0; b < s->L; b++) {
+        BlockActs *k = &a->blk[b];
+        k->mod = take(c, (size_t)2 * B * 9 * D);
+        k->r_xhat1 = take(c, Nr * D);
+        k->r_rstd1 = take(c, Nr);
+        k->bank = take(c, Nr * D);
+        k->r_qkv = take(c, Nr * 3 * D);
+        k->r_P = take(c, (size_t)B * NH * S * S);
+        k->r_ao = take(c, Nr * D);
+        k->r_y1 = take(c, Nr * D);
+        k->r_xhat2 = take(c, Nr * D);
+        k->r_rstd2 = take(c, Nr);
+        k->r_u2 = take(c, Nr * D);
+        k->r_h = take(c, Nr * Dm);
+        k->r_g = take(c, Nr * Dm);
+        k->r_y2 = take(c, Nr * D);
+        k->xhat1 = take(c, N * D);
+        k->rstd1 = take(c, N);
+        k->u1 = take(c, N * D);
+        k->qkv = take(c, N * 3 * D);
+        k->P = take(c, BF * NH * S * 2 * S);
+        k->ao = take(c, N * D);
+        k->y1 = take(c, N * D);
+        if (F > 1) {
+            k->xhat2 = take(c, N * D);
+            k->rstd2 = take(c, N);
+            k->u2 = take(c, N * D);
+            k->qkvt = take(c, N * 3 * D);
+            k->Pt = take(c, Nr * NH * F * F);
+            k->aot = take(c, N * D);
+            k->y2 = take(c, N * D);
+        }
+        k->xhat3 = take(c, N * D);
+        k->rstd3 = take(c, N);
+        k->u3 = take(c, N * D);
+        k->h = take(c, N * Dm);
+        k->g = take(c, N * Dm);
+        k->y3 = take(c, N * D);
+    }
+}
+
+static void layout_grads(Model *m, Carver *c) {
+    const ModelShape *s = &m->shape;
+    int B = m->B, F = s->F, D = s->D, S = shape_S(s), Dm = shape_Dm(s);
+    size_t N = (size_t)B * F * S, Nr = (size_t)B * S, BF = (size_t)B * F;
+    size_t hw0 = (size_t)(s->s * s->H) * (s->s * s->W);
+    Grads *g = &m->g;
+    g->dzr = take(c, (N + Nr) * D);
+    g->dxhat = take(c, N * D);
+    g->du = take(c, N * D);
+    g->dy = take(c, N * D);
+    g->dao = take(c, N * D);
+    g->dqkv = take(c, N * 3 * D);
+    g->dqkv_r = take(c, Nr * 3 * D);
+    g->dbank = take(c, Nr * D);
+    g->dh = take(c, N * Dm);
+    g->dgl = take(c, N * Dm);
+    g->dmod = take(c, (size_t)2 * B * 9 * D);
+    g->dsc = take(c, (size_t)2 * B * D);
+    g->dc = take(c, (size_t)2 * B * D);
+    g->dt1 = take(c, (size_t)2 * B * D);
+    g->dfout = take(c, N * s->p * s->p * s->C);
+    g->dpg_tok = take(c, N * s->Cg * s->p * s->p);
+    g->dpg_patch = take(c, N * D);
+    g->dpg_out = take(c, N * D);
+    g->dpg_a = take(c, BF * s->Cg * hw0);
+    g->dpg_b = take(c, BF * s->Cg * hw0);
+    int nk = 2 * S > F ? 2 * S : F;
+    g->dS = take(c, (size_t)(S > F ? S : F) * nk);
+    /* im2col scratch: the largest conv is conv_in or a 3x3 over the full pose map */
+    int cin = s->Cp > s->Cg ? s->Cp : s->Cg;
+    g->col = take(c, (size_t)cin * 9 * hw0);
+}
+
+void model_create(Model *m, const ModelShape *shape) {
+    memset(m, 0, sizeof *m);
+    m->shape = *shape;
+    param_table_build(&m->pt, shape);
+    m->params = ep_calloc(m->pt.total, sizeof(float), "parameters");
+    m->grads = ep_calloc(m->pt.total, sizeof(float), "gradients");
+    int G = shape_G(shape);
+    m->a.pg_pre = ep_calloc(G + 1, sizeof(float *), "pose guider");
+    m->a.pg_act = ep_calloc(G + 1, sizeof(float *), "pose guider");
+    m->a.blk = ep_calloc(shape->L, sizeof(BlockActs), "block activations");
+    m->pos = ep_malloc((size_t)shape_S(shape) * shape->D * sizeof(float), "position embedding");
+    embed_pos2d(m->pos, shape->D, shape->H / shape->p, shape->W / shape->p);
+}
+
+void model_set_batch(Model *m, int B, int F) {
+    if (m->act_mem && m->B == B && m->shape.F == F) return;
+    free(m->act_mem);
+    free(m->grad_mem);
+    free(m->frame_emb);
+    m->B = B;
+    m->shape.F = F;
+    Carver c = {0};
+    layout_acts(m, &c);
+    m->act_floats = c.used;
+    m->act_mem = ep_calloc(c.used, sizeof(float), "activations");
+    c = (Carver){m->act_mem, 0};
+    layout_acts(m, &c);
+    c = (Carver){0};
+    layout_grads(m, &c);
+    m->scratch_floats = c.used;
+    m->grad_mem = ep_calloc(c.used, sizeof(float), "backward scratch");
+    c = (Carver){m->grad_mem, 0};
+    layout_grads(m, &c);
+    m->frame_emb = ep_malloc((size_t)F * m->shape.D * sizeof(float), "frame embedding");
+    embed_frames(m->frame_emb, m->shape.D, F);
+}
+
+void model_destroy(Model *m) {
+    free(m->params);
+    free(m->grads);
+    free(m->act_mem);
+    free(m->grad_mem);
+    free(m->a.pg_pre);
+    free(m->a.pg_act);
+    free(m->a.blk);
+    free(m->pos);
+    free(m->frame_emb);
+    param_table_free(&m->pt);
+    memset(m, 0, sizeof *m);
+}
