@@ -1,0 +1,320 @@
+#include "train.h"
+#include "checkpoint.h"
+#include "die.h"
+#include "progress.h"
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+
+/* Stream tags for rng_seed_stream: one purpose, one stream. */
+enum { STREAM_INIT = 1, STREAM_TRAIN = 2, STREAM_VAL = 3 };
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static double peak_rss_mib(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0; /* Linux reports KiB */
+}
+
+static void alloc_buffers(BatchBuffers *b, const ModelShape *s, int B) {
+    size_t x = (size_t)B * s->F * s->C * s->H * s->W;
+    size_t pose = (size_t)B * s->F * s->Cp * (s->s * s->H) * (s->s * s->W);
+    b->x0 = ep_malloc(x * sizeof(float), "batch");
+    b->x = ep_malloc(x * sizeof(float), "batch");
+    b->eps = ep_malloc(x * sizeof(float), "batch");
+    b->eps_hat = ep_malloc(x * sizeof(float), "batch");
+    b->deps = ep_malloc(x * sizeof(float), "batch");
+    b->ref = ep_malloc((size_t)B * s->C * s->H * s->W * sizeof(float), "batch");
+    b->pose = ep_malloc(pose * sizeof(float), "batch");
+    b->t = ep_malloc((size_t)B * sizeof(int), "batch");
+    b->drop_ref = ep_malloc(B, "batch");
+    b->drop_pose = ep_malloc(B, "batch");
+}
+
+static void free_buffers(BatchBuffers *b) {
+    free(b->x0), free(b->x), free(b->eps), free(b->eps_hat), free(b->deps);
+    free(b->ref), free(b->pose), free(b->t), free(b->drop_ref), free(b->drop_pose);
+}
+
+/* Draws B training tuples (clip, reference, pose, t, noise, dropout) from rng. */
+static void draw_batch(Trainer *tr, Dataset *ds, Rng *rng, double p_ref, double p_pose) {
+    const ModelShape *s = &tr->model.shape;
+    BatchBuffers *b = &tr->buf;
+    int B = tr->model.B, F = s->F;
+    size_t clip = (size_t)F * s->C * s->H * s->W, frame = (size_t)s->C * s->H * s->W;
+    size_t pclip = (size_t)F * s->Cp * (s->s * s->H) * (s->s * s->W);
+    for (int i = 0; i < B; i++) {
+        int video, start, ref_frame;
+        dataset_pick(ds, rng, F, &video, &start, &ref_frame);
+        dataset_read_clip(ds, video, start, F, b->x0 + i * clip, b->pose + i * pclip);
+        dataset_read_frame(ds, video, ref_frame, b->ref + i * frame);
+        b->t[i] = (int)rng_below(rng, DIFFUSION_T);
+        b->drop_ref[i] = rng_uniform(rng) < p_ref;
+        b->drop_pose[i] = rng_uniform(rng) < p_pose;
+    }
+    for (size_t j = 0; j < (size_t)B * clip; j++) b->eps[j] = rng_normal(rng);
+    diffusion_noise(&tr->diff, b->x, b->x0, b->eps, b->t, B, clip);
+}
+
+static Batch as_batch(const BatchBuffers *b) {
+    return (Batch){b->x, b->t, b->ref, b->pose, b->drop_ref, b->drop_pose};
+}
+
+static size_t x_numel(const Trainer *tr) {
+    const ModelShape *s = &tr->model.shape;
+    return (size_t)tr->model.B * s->F * s->C * s->H * s->W;
+}
+
+/* ---- checkpoint files in out_dir ---- */
+
+static void ckpt_path(const Trainer *tr, long long step, char *buf, size_t n) {
+    snprintf(buf, n, "%s/ckpt_%08lld.h5", tr->deck->train.out_dir, step);
+}
+
+/* Steps of the ckpt_*.h5 files in dir, sorted ascending; returns the count. */
+static int list_ckpts(const char *dir, long long *steps, int cap) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long long s;
+        char tail[8];
+        if (sscanf(e->d_name, "ckpt_%lld.h5%7s", &s, tail) == 1 && strstr(e->d_name, ".h5") &&
+            strcmp(e->d_name + strlen(e->d_name) - 3, ".h5") == 0 && n < cap)
+            steps[n++] = s;
+    }
+    closedir(d);
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && steps[j - 1] > steps[j]; j--) {
+            long long t = steps[j];
+            steps[j] = steps[j - 1];
+            steps[j - 1] = t;
+        }
+    return n;
+}
+
+/* Never overwrite a checkpoint of an earlier run: a fresh run needs an out_dir
+ * without checkpoints, a resumed one no checkpoint past its start. */
+static void guard_out_dir(const Trainer *tr, int resuming) {
+    const char *dir = tr->deck->train.out_dir;
+    long long steps[4096];
+    int n = list_ckpts(dir, steps, 4096);
+    if (n == 0) return;
+    if (!resuming)
+        ep_die("out_dir '%s' already holds checkpoints (e.g. ckpt_%08lld.h5) from an earlier run; "
+               "resume with --resume, or set train.out_dir to a new folder", dir, steps[n - 1]);
+    if (steps[n - 1] > tr->step)
+        ep_die("out_dir '%s' holds ckpt_%08lld.h5, later than the resumed step %lld; resuming there would overwrite "
+               "it: set train.out_dir to a new folder", dir, steps[n - 1], tr->step);
+}
+
+static void make_dir(const char *dir) {
+    char buf[DECK_PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *p = buf + 1; ; p++) {
+        if (*p == '/' || *p == 0) {
+            char c = *p;
+            *p = 0;
+            if (mkdir(buf, 0775) != 0 && errno != EEXIST) ep_die("cannot create folder '%s': %s", buf, strerror(errno));
+            if (!c) break;
+            *p = c;
+        }
+    }
+}
+
+/* ---- setup ---- */
+
+static CkptState ckpt_state(Trainer *tr) {
+    CkptState s = {.pt = &tr->model.pt, .shape = tr->model.shape, .params = tr->model.params,
+                   .m = tr->opt.m, .v = tr->opt.v, .ema = tr->ema, .step = tr->step,
+                   .samples_seen = tr->samples_seen, .n_rng = 1, .deck_text = tr->deck->text};
+    s.rng[0] = tr->rng;
+    return s;
+}
+
+void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
+    memset(tr, 0, sizeof *tr);
+    tr->deck = deck;
+    MPI_Comm_rank(MPI_COMM_WORLD, &tr->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &tr->world);
+    const TrainConfig *tc = &deck->train;
+    if (strcmp(tc->backend, "cpu") != 0)
+        ep_die("train.backend = %s: this build has only the cpu backend", tc->backend);
+    if (tr->world > 1) ep_die("train: data-parallel training over %d ranks is not implemented yet; run 1 rank", tr->world);
+
+    char path[DECK_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/train.h5", deck->data.dir);
+    tr->train = dataset_open(path, &deck->model, deck->data.frame_stride);
+    snprintf(path, sizeof path, "%s/val.h5", deck->data.dir);
+    tr->val = dataset_open(path, &deck->model, deck->data.frame_stride);
+
+    model_create(&tr->model, &deck->model);
+    model_set_batch(&tr->model, tc->batch, deck->model.F);
+    optim_create(&tr->opt, strcmp(tc->optimizer, "sgd") == 0 ? OPT_SGD : OPT_ADAMW, tr->model.pt.total);
+    tr->opt.beta1 = tc->beta1, tr->opt.beta2 = tc->beta2, tr->opt.eps = tc->eps;
+    tr->opt.weight_decay = tc->weight_decay, tr->opt.momentum = tc->momentum;
+    if (tc->ema > 0) tr->ema = ep_malloc(tr->model.pt.total * sizeof(float), "EMA weights");
+    diffusion_init(&tr->diff);
+    alloc_buffers(&tr->buf, &tr->model.shape, tc->batch);
+    rng_seed_stream(&tr->rng, tc->seed, STREAM_TRAIN);
+
+    const char *how;
+    if (resume) {
+        CkptState s = ckpt_state(tr);
+        int flags = ckpt_load(resume, &s, MPI_COMM_WORLD);
+        if (!(flags & CKPT_HAS_STATE) || !(flags & CKPT_HAS_OPT))
+            ep_die("--resume '%s' is a weights file without training state; use train.init to start from it", resume);
+        if (tr->ema && !(flags & CKPT_HAS_EMA))
+            ep_die("--resume '%s' has no EMA weights but the deck sets train.ema = %g", resume, tc->ema);
+        if (s.n_rng != 1) ep_die("--resume '%s': expected 1 generator state, found %d", resume, s.n_rng);
+        tr->step = s.step;
+        tr->samples_seen = s.samples_seen;
+        tr->rng = s.rng[0];
+        tr->opt.t = s.step;
+        how = "resumed";
+    } else if (tc->init[0]) {
+        CkptState s = {.pt = &tr->model.pt, .shape = deck->model, .params = tr->model.params};
+        ckpt_load(tc->init, &s, MPI_COMM_WORLD);
+        how = "initialised from train.init";
+    } else {
+        Rng init;
+        rng_seed_stream(&init, tc->seed, STREAM_INIT);
+        param_init(&tr->model.pt, &deck->model, tr->model.params, &init);
+        how = "initialised from scratch";
+    }
+    if (tr->ema && !resume) memcpy(tr->ema, tr->model.params, tr->model.pt.total * sizeof(float));
+
+    make_dir(tc->out_dir);
+    guard_out_dir(tr, resume != NULL);
+    snprintf(path, sizeof path, "%s/metrics.csv", tc->out_dir);
+    tr->metrics = fopen(path, resume ? "a" : "w");
+    if (!tr->metrics) ep_die("cannot write '%s': %s", path, strerror(errno));
+    if (!resume) fprintf(tr->metrics, "kind,step,loss,grad_norm,lr,ms_per_step,samples_per_s,peak_rss_mib\n");
+
+    if (tr->rank == 0) {
+        char arch[96];
+        shape_describe(&deck->model, arch, sizeof arch);
+        printf("entprog train: %s, %zu parameters, backend cpu, %s at step %lld\n", arch, tr->model.pt.total, how,
+               tr->step);
+        printf("  data %s (%d train / %d val videos), batch %d x %d frames, %d steps, out_dir %s\n", deck->data.dir,
+               dataset_videos(tr->train), dataset_videos(tr->val), tc->batch, deck->model.F, tc->steps, tc->out_dir);
+        printf("  memory: parameters+gradients+optimizer %.1f MiB, activations %.1f MiB, backward scratch %.1f MiB\n",
+               tr->model.pt.total * 4.0 * (tr->opt.v ? 4 : 3) / 1048576.0, tr->model.act_floats * 4.0 / 1048576.0,
+               tr->model.scratch_floats * 4.0 / 1048576.0);
+        fflush(stdout);
+    }
+}
+
+/* ---- steps ---- */
+
+double trainer_step(Trainer *tr, double *gnorm, double *lr_used) {
+    const TrainConfig *tc = &tr->deck->train;
+    Model *m = &tr->model;
+    draw_batch(tr, tr->train, &tr->rng, tc->p_drop_ref, tc->p_drop_pose);
+    Batch batch = as_batch(&tr->buf);
+    size_t n = x_numel(tr);
+    model_forward(m, &batch, tr->buf.eps_hat);
+    double loss = mse_loss(tr->buf.eps_hat, tr->buf.eps, tr->buf.deps, n);
+    memset(m->grads, 0, m->pt.total * sizeof(float));
+    model_backward(m, &batch, tr->buf.deps);
+    *gnorm = grad_norm(m->grads, m->pt.total);
+    double lr = lr_at(tr->step, tc->lr, tc->warmup, strcmp(tc->lr_schedule, "cosine") == 0, tc->min_lr, tc->steps);
+    optim_step(&tr->opt, m->params, m->grads, lr, clip_scale(*gnorm, tc->grad_clip));
+    if (tr->ema) ema_update(tr->ema, m->params, m->pt.total, tc->ema);
+    tr->step++;
+    tr->samples_seen += m->B;
+    *lr_used = lr;
+    return loss;
+}
+
+double trainer_validate(Trainer *tr) {
+    const TrainConfig *tc = &tr->deck->train;
+    Rng rng;
+    rng_seed_stream(&rng, tc->seed, STREAM_VAL); /* the same clips, t and noise every time */
+    double sum = 0;
+    size_t n = x_numel(tr);
+    for (int k = 0; k < tc->val_batches; k++) {
+        draw_batch(tr, tr->val, &rng, 0.0, 0.0);
+        Batch batch = as_batch(&tr->buf);
+        model_forward(&tr->model, &batch, tr->buf.eps_hat);
+        sum += mse_loss(tr->buf.eps_hat, tr->buf.eps, NULL, n);
+    }
+    return sum / tc->val_batches;
+}
+
+static void prune_ckpts(const Trainer *tr) {
+    long long steps[4096];
+    int n = list_ckpts(tr->deck->train.out_dir, steps, 4096);
+    for (int i = 0; i + tr->deck->train.keep_ckpts < n; i++) {
+        if (steps[i] >= tr->step) continue;
+        char path[DECK_PATH_MAX + 32];
+        ckpt_path(tr, steps[i], path, sizeof path);
+        remove(path);
+    }
+}
+
+void trainer_save(Trainer *tr) {
+    char path[DECK_PATH_MAX + 32];
+    ckpt_path(tr, tr->step, path, sizeof path);
+    CkptState s = ckpt_state(tr);
+    ckpt_save(path, &s, MPI_COMM_WORLD);
+    if (tr->rank == 0) {
+        if (tr->deck->train.keep_ckpts > 0) prune_ckpts(tr);
+        printf("checkpoint %s\n", path);
+        fflush(stdout);
+    }
+}
+
+void trainer_run(Trainer *tr) {
+    const TrainConfig *tc = &tr->deck->train;
+    Progress prog;
+    progress_start(&prog, "train", tc->steps - tr->step);
+    double t_window = now_s(), ms_sum = 0;
+    int in_window = 0;
+    while (tr->step < tc->steps) {
+        double t0 = now_s(), gnorm, lr;
+        double loss = trainer_step(tr, &gnorm, &lr);
+        double ms = 1e3 * (now_s() - t0);
+        ms_sum += ms;
+        in_window++;
+        double sps = tr->model.B / (ms / 1e3);
+        fprintf(tr->metrics, "train,%lld,%.9g,%.6g,%.6g,%.3f,%.3f,%.1f\n", tr->step, loss, gnorm, lr, ms, sps,
+                peak_rss_mib());
+        if (tr->step % tc->log_every == 0 || tr->step == tc->steps) {
+            double avg = ms_sum / in_window;
+            progress_line(&prog, tr->step - (tc->steps - prog.total),
+                          "step %lld/%d | loss %.6f | grad %.4f | lr %.2e | %.1f ms/step | %.2f samples/s | peak %.0f MiB",
+                          tr->step, tc->steps, loss, gnorm, lr, avg, tr->model.B / (avg / 1e3), peak_rss_mib());
+            ms_sum = 0, in_window = 0, t_window = now_s();
+        }
+        if (tc->val_every > 0 && (tr->step % tc->val_every == 0 || tr->step == tc->steps)) {
+            double v = trainer_validate(tr);
+            fprintf(tr->metrics, "val,%lld,%.9g,,,,,\n", tr->step, v);
+            if (tr->rank == 0) printf("step %lld | val loss %.6f\n", tr->step, v);
+        }
+        fflush(tr->metrics);
+        if ((tc->ckpt_every > 0 && tr->step % tc->ckpt_every == 0) || tr->step == tc->steps) trainer_save(tr);
+    }
+    (void)t_window;
+    progress_done(&prog);
+}
+
+void trainer_free(Trainer *tr) {
+    if (tr->metrics) fclose(tr->metrics);
+    dataset_close(tr->train);
+    dataset_close(tr->val);
+    free_buffers(&tr->buf);
+    free(tr->ema);
+    optim_destroy(&tr->opt);
+    model_destroy(&tr->model);
+}
