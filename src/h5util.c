@@ -237,11 +237,13 @@ char *h5_get_attr_str(hid_t f, const char *lbl, const char *obj, const char *nam
     hid_t t = H5Aget_type(a);
     if (H5Tget_class(t) != H5T_STRING) ep_die("'%s': attribute '%s' is not a string", lbl, name);
     char *s;
+    H5T_cset_t cset = H5Tget_cset(t); /* h5py writes UTF-8; HDF5 won't convert it to ASCII */
     if (H5Tis_variable_str(t) > 0) {
         char *vs = NULL;
         hid_t mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, H5T_VARIABLE);
-        H5Aread(a, mt, &vs);
+        H5Tset_cset(mt, cset);
+        if (H5Aread(a, mt, &vs) < 0) ep_die("'%s': cannot read attribute '%s'", lbl, name);
         s = strdup(vs ? vs : "");
         H5free_memory(vs);
         H5Tclose(mt);
@@ -250,7 +252,8 @@ char *h5_get_attr_str(hid_t f, const char *lbl, const char *obj, const char *nam
         s = ep_calloc(n + 1, 1, "attribute");
         hid_t mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, n + 1);
-        H5Aread(a, mt, s);
+        H5Tset_cset(mt, cset);
+        if (H5Aread(a, mt, s) < 0) ep_die("'%s': cannot read attribute '%s'", lbl, name);
         H5Tclose(mt);
     }
     H5Tclose(t);
