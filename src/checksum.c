@@ -8,11 +8,15 @@ static inline uint64_t mix(uint64_t h, uint64_t w) { return (h ^ w) * FNV_PRIME;
 
 /* Little-endian load of up to 8 bytes, zero-padded (memcpy: no alignment needs). */
 static inline uint64_t load_le(const unsigned char *p, size_t n) {
-    unsigned char b[8] = {0};
-    memcpy(b, p, n);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     uint64_t w = 0;
-    for (int i = 7; i >= 0; i--) w = (w << 8) | b[i];
+    memcpy(&w, p, n); /* one load on the usual hosts */
     return w;
+#else
+    uint64_t w = 0;
+    for (size_t i = n; i-- > 0;) w = (w << 8) | p[i];
+    return w;
+#endif
 }
 
 uint64_t checksum_digest(const void *data, size_t nbytes) {

@@ -214,6 +214,11 @@ static void check_deck(const Deck *d, const char *label) {
         ep_die("deck '%s': data.frames = %d is too few for model.F = %d frames at data.frame_stride = %d (need >= %lld)",
                label, d->data.frames, d->model.F, d->data.frame_stride, need);
     if (!d->train.out_dir[0]) ep_die("deck '%s': train.out_dir must not be empty", label);
+    if (d->train.val_every > 0 && d->train.val_batches < 1)
+        ep_die("deck '%s': train.val_every = %d needs train.val_batches >= 1 (or val_every = 0: no validation)",
+               label, d->train.val_every);
+    if (d->train.val_every > 0 && d->data.n_val < 1)
+        ep_die("deck '%s': train.val_every = %d needs data.n_val >= 1 validation videos", label, d->train.val_every);
     if (d->train.min_lr > d->train.lr)
         ep_die("deck '%s': train.min_lr = %g is above train.lr = %g", label, d->train.min_lr, d->train.lr);
 }

@@ -182,6 +182,11 @@ static void test_bad_decks(void) {
     bad_deck("s_not_power_of_two", "[model]\ns = 3\n", "model.s");
     bad_deck("frames_too_few", "[model]\nF = 8\n[data]\nframes = 10\nframe_stride = 2\n", "data.frames");
     bad_deck("min_lr_above_lr", "[train]\nlr = 1e-4\nmin_lr = 1e-3\n", "train.min_lr");
+    bad_deck("val_without_batches", "[train]\nval_every = 5\nval_batches = 0\n", "train.val_batches");
+    bad_deck("val_without_videos", "[data]\nn_val = 0\n", "data.n_val");
+    char longline[400];
+    snprintf(longline, sizeof longline, "[data]\ndir = %0300d\n", 7);
+    bad_deck("line_too_long", longline, "line 2: line longer than");
     bad_deck("syntax_error", "[train]\nsteps = 3\nthis line has no equals sign\n", "line 3");
     bad_deck("unclosed_section", "[train\nsteps = 3\n", "line 1");
     char missing[1024];
