@@ -163,7 +163,7 @@ void ckpt_save(const char *path, const CkptState *s, MPI_Comm comm) {
     Checksum ck;
     checksum_init(&ck);
     const float *bufs[N_GROUPS] = {s->params, s->m, s->v, s->ema};
-    if (!s->m != !s->v) ep_die("internal: checkpoint '%s' needs both AdamW moments or neither", path);
+    if (!s->m && s->v) ep_die("internal: checkpoint '%s' has AdamW second moments without first moments", path);
     for (int g = 0; g < N_GROUPS; g++)
         if (bufs[g]) write_group(f, GROUPS[g], s->pt, bufs[g], &ck, me);
     comm_bcast(&ck.h, (int)sizeof ck.h, comm);
@@ -263,7 +263,12 @@ int ckpt_load(const char *path, CkptState *s, MPI_Comm comm) {
     if (has_state && !has_sum) ep_die("checkpoint '%s' has no checksum attribute (refused: damaged or not written by entprog)", path);
     if (!h5_exists(f, "/model")) ep_die("'%s' has no /model group (not a checkpoint or weights file?)", path);
     int has_m = h5_exists(f, GROUPS[G_M]), has_v = h5_exists(f, GROUPS[G_V]);
-    if (has_m != has_v) ep_die("checkpoint '%s' has only one of /optimizer/m and /optimizer/v", path);
+    /* m alone is SGD's momentum buffer; m and v are AdamW's moments */
+    if (has_v && !has_m) ep_die("checkpoint '%s' has /optimizer/v without /optimizer/m", path);
+    if (s->m && s->v && has_m && !has_v)
+        ep_die("checkpoint '%s' holds SGD momentum, not AdamW moments: set train.optimizer = sgd to resume it", path);
+    if (s->m && !s->v && has_v)
+        ep_die("checkpoint '%s' holds AdamW moments: set train.optimizer = adamw to resume it", path);
     int has_ema = h5_exists(f, GROUPS[G_EMA]);
 
     size_t biggest = 0;

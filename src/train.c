@@ -199,7 +199,7 @@ void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
     snprintf(path, sizeof path, "%s/metrics.csv", tc->out_dir);
     tr->metrics = fopen(path, resume ? "a" : "w");
     if (!tr->metrics) ep_die("cannot write '%s': %s", path, strerror(errno));
-    if (!resume) fprintf(tr->metrics, "kind,step,loss,grad_norm,lr,ms_per_step,samples_per_s,peak_rss_mib\n");
+    if (ftell(tr->metrics) == 0) fprintf(tr->metrics, "kind,step,loss,grad_norm,lr,ms_per_step,samples_per_s,peak_rss_mib\n");
 
     if (tr->rank == 0) {
         char arch[96];
@@ -288,7 +288,7 @@ void trainer_run(Trainer *tr) {
         ms_sum += ms;
         in_window++;
         double sps = tr->model.B / (ms / 1e3);
-        fprintf(tr->metrics, "train,%lld,%.9g,%.6g,%.6g,%.3f,%.3f,%.1f\n", tr->step, loss, gnorm, lr, ms, sps,
+        fprintf(tr->metrics, "train,%lld,%.17g,%.6g,%.6g,%.3f,%.3f,%.1f\n", tr->step, loss, gnorm, lr, ms, sps,
                 peak_rss_mib());
         if (tr->step % tc->log_every == 0 || tr->step == tc->steps) {
             double avg = ms_sum / in_window;
@@ -299,7 +299,7 @@ void trainer_run(Trainer *tr) {
         }
         if (tc->val_every > 0 && (tr->step % tc->val_every == 0 || tr->step == tc->steps)) {
             double v = trainer_validate(tr);
-            fprintf(tr->metrics, "val,%lld,%.9g,,,,,\n", tr->step, v);
+            fprintf(tr->metrics, "val,%lld,%.17g,,,,,\n", tr->step, v);
             if (tr->rank == 0) printf("step %lld | val loss %.6f\n", tr->step, v);
         }
         fflush(tr->metrics);
