@@ -19,7 +19,7 @@ struct Dataset {
 };
 
 static hid_t open_dset(const char *path, hid_t f, const char *name, const char *what) {
-    if (!h5_exists(f, name)) ep_die("'%s' has no %s dataset (%s); is it a dataset file written by entprog datagen?", path, name, what);
+    if (!h5_exists(f, name)) ep_die("'%s' has no %s dataset (%s), which FORMATS.md requires", path, name, what);
     hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
     H5Pset_chunk_cache(dapl, 521, DATASET_CHUNK_CACHE, 0.75);
     hid_t d = H5Dopen2(f, name, dapl);
@@ -142,7 +142,7 @@ void dataset_read_clip(Dataset *ds, int video, int start, int F, float *x0, floa
         ds->u8_cap = n;
     }
     read_frames(ds, ds->pose, "/pose", H5T_NATIVE_UINT8, video, start, F, ds->stride, ds->u8);
-    for (size_t i = 0; i < n; i++) pose[i] = ds->u8[i] * (1.0f / 255.0f);
+    for (size_t i = 0; i < n; i++) pose[i] = ds->u8[i] / 255.0f; /* exactly x/255, as numpy/torch do */
 }
 
 void dataset_read_frame(Dataset *ds, int video, int frame, float *ref) {
