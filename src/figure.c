@@ -88,7 +88,7 @@ static void sample_colors(Figure *f, Rng *r, const float bg[3]) {
     if (rng_below(r, 2)) { /* white or black detail, whichever contrasts */
         float v = luminance(f->shirt) > 0.5f ? 0.08f : 0.95f;
         set3(f->shirt2, v, v, v);
-    } else { /* a second hue, lightness pushed away from the first */
+    } else { /* another colour, its lightness pushed away from the shirt's */
         float hue = unif(r, 0.25f, 0.75f);
         hsv_to_rgb(hue, unif(r, 0.4f, 0.9f), luminance(f->shirt) > 0.5f ? unif(r, 0.15f, 0.4f) : unif(r, 0.75f, 1.0f), f->shirt2);
     }

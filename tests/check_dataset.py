@@ -133,7 +133,6 @@ def check_layout(path, n):
           f"{path}: frames far apart are not more different than neighbours (no coherent motion)")
     pd = np.abs(np.diff(pose.astype(np.float32) / 255, axis=1)).mean(axis=(2, 3, 4))
     check(pd.min() > 0, f"{path}: two consecutive pose maps are identical")
-    # The figure sits where the skeleton is: frames differ from the backdrop where the pose is lit.
     return lat
 
 
