@@ -4,8 +4,11 @@
  * sub-layers, each LayerNorm -> modulate -> op -> gated residual. */
 #include "block.h"
 #include "ops.h"
+#include <omp.h>
 #include <string.h>
 
+/* This thread's softmax-gradient scratch. */
+#define DS(g) ((g)->dS + (size_t)omp_get_thread_num() * (g)->dS_stride)
 #define ZERO(p, n) memset((p), 0, (size_t)(n) * sizeof(float))
 
 typedef struct {
@@ -84,6 +87,7 @@ void ref_block_forward(Model *m, int b, int full) {
     ln_modulate(k->r_xhat1, k->r_rstd1, k->bank, m->a.mean, r, mod, SHIFT_S, SCALE_S, &d, d.B, d.S);
     op_linear(k->r_qkv, k->bank, W(m, b, BP_QKV_W), W(m, b, BP_QKV_B), (int)d.Nr, d.D, 3 * d.D);
     if (!full) return;
+#pragma omp parallel for
     for (int i = 0; i < d.B; i++) {
         const float *q = k->r_qkv + (size_t)i * d.S * 3 * d.D;
         KVSet kv = {q + d.D, q + 2 * d.D, 3 * d.D, d.S};
@@ -111,6 +115,7 @@ void ref_block_backward(Model *m, int b, int full) {
         ZERO(g->dao, d.Nr * d.D);
         op_linear_backward(g->dao, dW(m, b, BP_PROJ_W), dW(m, b, BP_PROJ_B), g->dy, k->r_ao, W(m, b, BP_PROJ_W),
                            (int)d.Nr, d.D, d.D);
+#pragma omp parallel for
         for (int i = 0; i < d.B; i++) {
             size_t o = (size_t)i * d.S * 3 * d.D;
             const float *q = k->r_qkv + o;
@@ -118,7 +123,7 @@ void ref_block_backward(Model *m, int b, int full) {
             KVSet kv = {q + d.D, q + 2 * d.D, 3 * d.D, d.S};
             KVGrad dkv = {dq + d.D, dq + 2 * d.D};
             op_attention_backward(dq, 3 * d.D, &dkv, g->dao + (size_t)i * d.S * d.D, d.D,
-                                  k->r_P + (size_t)i * d.NH * d.S * d.S, q, 3 * d.D, d.S, &kv, 1, d.NH, d.dh, g->dS);
+                                  k->r_P + (size_t)i * d.NH * d.S * d.S, q, 3 * d.D, d.S, &kv, 1, d.NH, d.dh, DS(g));
         }
     }
     ZERO(g->dbank, d.Nr * d.D);
@@ -139,6 +144,7 @@ void video_block_forward(Model *m, int b, const Batch *in) {
     /* spatial: each frame's queries see its own S tokens and the sample's bank */
     ln_modulate(k->xhat1, k->rstd1, k->u1, m->a.mean, z, mod, SHIFT_S, SCALE_S, &d, d.B, FS);
     op_linear(k->qkv, k->u1, W(m, b, BP_QKV_W), W(m, b, BP_QKV_B), (int)d.N, d.D, D3);
+#pragma omp parallel for collapse(2)
     for (int i = 0; i < d.B; i++)
         for (int f = 0; f < d.F; f++) {
             size_t fr = (size_t)i * d.F + f;
@@ -154,6 +160,7 @@ void video_block_forward(Model *m, int b, const Batch *in) {
     if (d.F > 1) {
         ln_modulate(k->xhat2, k->rstd2, k->u2, m->a.mean, z, mod, SHIFT_T, SCALE_T, &d, d.B, FS);
         op_linear(k->qkvt, k->u2, W(m, b, BP_TQKV_W), W(m, b, BP_TQKV_B), (int)d.N, d.D, D3);
+#pragma omp parallel for collapse(2)
         for (int i = 0; i < d.B; i++)
             for (int s = 0; s < d.S; s++) {
                 size_t row = (size_t)i * FS + s;
@@ -188,6 +195,7 @@ void video_block_backward(Model *m, int b, const Batch *in) {
         op_linear_backward(g->dao, dW(m, b, BP_TPROJ_W), dW(m, b, BP_TPROJ_B), g->dy, k->aot, W(m, b, BP_TPROJ_W),
                            (int)d.N, d.D, d.D);
         ZERO(g->dqkv, d.N * D3);
+#pragma omp parallel for collapse(2)
         for (int i = 0; i < d.B; i++)
             for (int s = 0; s < d.S; s++) {
                 size_t row = (size_t)i * FS + s;
@@ -197,7 +205,7 @@ void video_block_backward(Model *m, int b, const Batch *in) {
                 KVGrad dkv = {dq + d.D, dq + 2 * d.D};
                 op_attention_backward(dq, d.S * D3, &dkv, g->dao + row * d.D, d.S * d.D,
                                       k->Pt + ((size_t)i * d.S + s) * d.NH * d.F * d.F, q, d.S * D3, d.F, &kv, 1,
-                                      d.NH, d.dh, g->dS);
+                                      d.NH, d.dh, DS(g));
             }
         ZERO(g->du, d.N * d.D);
         op_linear_backward(g->du, dW(m, b, BP_TQKV_W), dW(m, b, BP_TQKV_B), g->dqkv, k->u2, W(m, b, BP_TQKV_W),
@@ -211,6 +219,8 @@ void video_block_backward(Model *m, int b, const Batch *in) {
     op_linear_backward(g->dao, dW(m, b, BP_PROJ_W), dW(m, b, BP_PROJ_B), g->dy, k->ao, W(m, b, BP_PROJ_W), (int)d.N,
                        d.D, d.D);
     ZERO(g->dqkv, d.N * D3);
+    /* one thread per sample: its F frames all add into the same bank gradient */
+#pragma omp parallel for
     for (int i = 0; i < d.B; i++)
         for (int f = 0; f < d.F; f++) {
             size_t fr = (size_t)i * d.F + f;
@@ -220,7 +230,7 @@ void video_block_backward(Model *m, int b, const Batch *in) {
                            {in->drop_ref[i] ? NULL : rb + d.D, rb + 2 * d.D, D3, d.S}};
             KVGrad dkv[2] = {{dq + d.D, dq + 2 * d.D}, {drb + d.D, drb + 2 * d.D}};
             op_attention_backward(dq, D3, dkv, g->dao + fr * d.S * d.D, d.D, k->P + fr * d.NH * d.S * 2 * d.S, q, D3,
-                                  d.S, kv, 2, d.NH, d.dh, g->dS);
+                                  d.S, kv, 2, d.NH, d.dh, DS(g));
         }
     ZERO(g->du, d.N * d.D);
     op_linear_backward(g->du, dW(m, b, BP_QKV_W), dW(m, b, BP_QKV_B), g->dqkv, k->u1, W(m, b, BP_QKV_W), (int)d.N,

@@ -40,7 +40,9 @@ typedef struct {
 typedef struct {
     float *dzr;               /* [N+Nr, D] gradients of both streams */
     float *dxhat, *du, *dy, *dao, *dqkv, *dqkv_r, *dbank, *dh, *dgl, *dmod, *dsc, *dc;
-    float *dt1, *dpg_tok, *dpg_patch, *dpg_out, *dpg_a, *dpg_b, *dS, *col, *dfout;
+    float *dt1, *dpg_tok, *dpg_patch, *dpg_out, *dpg_a, *dpg_b, *dfout;
+    float *dS, *col;          /* per-thread scratch: thread i uses dS + i*dS_stride, col + i*col_stride */
+    size_t dS_stride, col_stride;
 } Grads;
 
 typedef struct {

@@ -4,6 +4,7 @@
 #include "die.h"
 #include "embed.h"
 #include "model.h"
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,11 +110,13 @@ static void layout_grads(Model *m, Carver *c) {
     g->dpg_out = take(c, N * D);
     g->dpg_a = take(c, BF * s->Cg * hw0);
     g->dpg_b = take(c, BF * s->Cg * hw0);
-    int nk = 2 * S > F ? 2 * S : F;
-    g->dS = take(c, (size_t)(S > F ? S : F) * nk);
+    int nk = 2 * S > F ? 2 * S : F, T = omp_get_max_threads();
+    g->dS_stride = ((size_t)(S > F ? S : F) * nk + 15) & ~(size_t)15;
+    g->dS = take(c, g->dS_stride * T);
     /* im2col scratch: the largest conv is conv_in or a 3x3 over the full pose map */
     int cin = s->Cp > s->Cg ? s->Cp : s->Cg;
-    g->col = take(c, (size_t)cin * 9 * hw0);
+    g->col_stride = ((size_t)cin * 9 * hw0 + 15) & ~(size_t)15;
+    g->col = take(c, g->col_stride * T);
 }
 
 void model_create(Model *m, const ModelShape *shape) {

@@ -1,46 +1,86 @@
-/* CPU (fp32) implementation of the dense and pointwise ops of ops.h. */
+/* CPU (fp32) implementation of the dense and pointwise ops of ops.h.
+ * Threads: OpenMP splits every op across cores and OpenBLAS runs single-
+ * threaded inside each piece (its own threads spun on sched_yield and made
+ * a 2-core step slower than one core). */
 #include "ops.h"
+#include "fastmath.h"
 #include <cblas.h>
-#include <math.h>
+#include <omp.h>
 #include <string.h>
 
+void openblas_set_num_threads(int);
+
+__attribute__((constructor)) static void single_threaded_blas(void) { openblas_set_num_threads(1); }
+
+/* Products smaller than this many multiply-adds stay on one thread. */
+#define PAR_MIN_WORK 65536.0
+
+/* [lo, hi) share of n items for the calling thread of a parallel region. */
+static void share(int n, int *lo, int *hi) {
+    int t = omp_get_thread_num(), T = omp_get_num_threads();
+    *lo = (int)((long long)n * t / T);
+    *hi = (int)((long long)n * (t + 1) / T);
+}
+
 void op_linear(float *out, const float *in, const float *W, const float *bias, int N, int Ni, int O) {
-    if (bias)
-        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * O, bias, (size_t)O * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, O, Ni, 1.0f, in, Ni, W, Ni, bias ? 1.0f : 0.0f, out, O);
+#pragma omp parallel if ((double)N * Ni * O > PAR_MIN_WORK)
+    {
+        int lo, hi;
+        share(N, &lo, &hi);
+        if (bias)
+            for (int n = lo; n < hi; n++) memcpy(out + (size_t)n * O, bias, (size_t)O * sizeof(float));
+        if (hi > lo)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, O, Ni, 1.0f, in + (size_t)lo * Ni, Ni, W,
+                        Ni, bias ? 1.0f : 0.0f, out + (size_t)lo * O, O);
+    }
 }
 
 void op_linear_backward(float *din, float *dW, float *db, const float *dout, const float *in, const float *W,
                         int N, int Ni, int O) {
-    if (din) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, Ni, O, 1.0f, dout, O, W, Ni, 1.0f, din, Ni);
-    if (dW) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, Ni, N, 1.0f, dout, O, in, Ni, 1.0f, dW, Ni);
-    if (db)
-        for (int n = 0; n < N; n++) {
-            const float *g = dout + (size_t)n * O;
-            for (int o = 0; o < O; o++) db[o] += g[o];
-        }
+#pragma omp parallel if ((double)N * Ni * O > PAR_MIN_WORK)
+    {
+        int lo, hi;
+        share(N, &lo, &hi); /* din: rows of the batch */
+        if (din && hi > lo)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, Ni, O, 1.0f, dout + (size_t)lo * O, O, W,
+                        Ni, 1.0f, din + (size_t)lo * Ni, Ni);
+        share(O, &lo, &hi); /* dW, db: output features, so no two threads add into one value */
+        if (dW && hi > lo)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, Ni, N, 1.0f, dout + lo, O, in, Ni, 1.0f,
+                        dW + (size_t)lo * Ni, Ni);
+        if (db)
+            for (int n = 0; n < N; n++) {
+                const float *g = dout + (size_t)n * O;
+                for (int o = lo; o < hi; o++) db[o] += g[o];
+            }
+    }
 }
 
 void op_layernorm(float *xhat, float *mean, float *rstd, const float *x, int N, int D) {
+#pragma omp parallel for if (N * D > 16384)
     for (int n = 0; n < N; n++) {
         const float *r = x + (size_t)n * D;
         double s = 0, ss = 0; /* double: the variance of O(1e2)-sized rows keeps its digits */
         for (int i = 0; i < D; i++) s += r[i];
         double mu = s / D;
         for (int i = 0; i < D; i++) ss += (r[i] - mu) * (r[i] - mu);
-        float rs = (float)(1.0 / sqrt(ss / D + 1e-6));
+        float rs = (float)(1.0 / sqrt(ss / D + 1e-6)), muf = (float)mu;
         float *o = xhat + (size_t)n * D;
-        for (int i = 0; i < D; i++) o[i] = (float)(r[i] - mu) * rs;
-        mean[n] = (float)mu;
+        for (int i = 0; i < D; i++) o[i] = (r[i] - muf) * rs;
+        mean[n] = muf;
         rstd[n] = rs;
     }
 }
 
 void op_layernorm_backward(float *dx, const float *dxhat, const float *xhat, const float *rstd, int N, int D) {
+#pragma omp parallel for if (N * D > 16384)
     for (int n = 0; n < N; n++) {
         const float *g = dxhat + (size_t)n * D, *h = xhat + (size_t)n * D;
         float a = 0, b = 0;
-        for (int i = 0; i < D; i++) { a += g[i]; b += g[i] * h[i]; }
+        for (int i = 0; i < D; i++) {
+            a += g[i];
+            b += g[i] * h[i];
+        }
         a /= D;
         b /= D;
         float *o = dx + (size_t)n * D;
@@ -49,64 +89,78 @@ void op_layernorm_backward(float *dx, const float *dxhat, const float *xhat, con
 }
 
 void op_modulate(float *out, const float *x, const float *shift, const float *scale, int ld, int G, int T, int D) {
-    for (int g = 0; g < G; g++) {
-        const float *sh = shift + (size_t)g * ld, *sc = scale + (size_t)g * ld;
+#pragma omp parallel for collapse(2) if ((long long)G * T * D > 16384)
+    for (int g = 0; g < G; g++)
         for (int t = 0; t < T; t++) {
+            const float *sh = shift + (size_t)g * ld, *sc = scale + (size_t)g * ld;
             size_t r = ((size_t)g * T + t) * D;
             for (int i = 0; i < D; i++) out[r + i] = x[r + i] * (1.0f + sc[i]) + sh[i];
         }
-    }
 }
 
+/* The shift/scale sums run over the T rows of a group: threads split the
+ * feature columns so each sum has one owner and a fixed order. */
 void op_modulate_backward(float *dx, float *dshift, float *dscale, const float *dout, const float *x,
                           const float *scale, int ld, int G, int T, int D) {
-    for (int g = 0; g < G; g++) {
-        const float *sc = scale + (size_t)g * ld;
-        float *dsh = dshift + (size_t)g * ld, *dsc = dscale + (size_t)g * ld;
-        for (int t = 0; t < T; t++) {
-            size_t r = ((size_t)g * T + t) * D;
-            for (int i = 0; i < D; i++) {
-                float d = dout[r + i];
-                dx[r + i] += d * (1.0f + sc[i]);
-                dsh[i] += d;
-                dsc[i] += d * x[r + i];
+#pragma omp parallel if ((long long)G * T * D > 16384)
+    {
+        int lo, hi;
+        share(D, &lo, &hi);
+        for (int g = 0; g < G; g++) {
+            const float *sc = scale + (size_t)g * ld;
+            float *dsh = dshift + (size_t)g * ld, *dsc = dscale + (size_t)g * ld;
+            for (int t = 0; t < T; t++) {
+                size_t r = ((size_t)g * T + t) * D;
+                for (int i = lo; i < hi; i++) {
+                    float d = dout[r + i];
+                    dx[r + i] += d * (1.0f + sc[i]);
+                    dsh[i] += d;
+                    dsc[i] += d * x[r + i];
+                }
             }
         }
     }
 }
 
 void op_gate_residual(float *z, const float *y, const float *gate, int ld, int G, int T, int D) {
-    for (int g = 0; g < G; g++) {
-        const float *gt = gate + (size_t)g * ld;
+#pragma omp parallel for collapse(2) if ((long long)G * T * D > 16384)
+    for (int g = 0; g < G; g++)
         for (int t = 0; t < T; t++) {
+            const float *gt = gate + (size_t)g * ld;
             size_t r = ((size_t)g * T + t) * D;
             for (int i = 0; i < D; i++) z[r + i] += gt[i] * y[r + i];
         }
-    }
 }
 
 void op_gate_residual_backward(float *dy, float *dgate, const float *dz, const float *y, const float *gate,
                                int ld, int G, int T, int D) {
-    for (int g = 0; g < G; g++) {
-        const float *gt = gate + (size_t)g * ld;
-        float *dg = dgate + (size_t)g * ld;
-        for (int t = 0; t < T; t++) {
-            size_t r = ((size_t)g * T + t) * D;
-            for (int i = 0; i < D; i++) {
-                dy[r + i] += gt[i] * dz[r + i];
-                dg[i] += dz[r + i] * y[r + i];
+#pragma omp parallel if ((long long)G * T * D > 16384)
+    {
+        int lo, hi;
+        share(D, &lo, &hi);
+        for (int g = 0; g < G; g++) {
+            const float *gt = gate + (size_t)g * ld;
+            float *dg = dgate + (size_t)g * ld;
+            for (int t = 0; t < T; t++) {
+                size_t r = ((size_t)g * T + t) * D;
+                for (int i = lo; i < hi; i++) {
+                    dy[r + i] += gt[i] * dz[r + i];
+                    dg[i] += dz[r + i] * y[r + i];
+                }
             }
         }
     }
 }
 
 void op_silu(float *out, const float *x, size_t n) {
-    for (size_t i = 0; i < n; i++) out[i] = x[i] / (1.0f + expf(-x[i]));
+#pragma omp parallel for simd if (n > 16384)
+    for (size_t i = 0; i < n; i++) out[i] = x[i] / (1.0f + ep_expf(-x[i]));
 }
 
 void op_silu_backward(float *dx, const float *dout, const float *x, size_t n) {
+#pragma omp parallel for simd if (n > 16384)
     for (size_t i = 0; i < n; i++) {
-        float s = 1.0f / (1.0f + expf(-x[i]));
+        float s = 1.0f / (1.0f + ep_expf(-x[i]));
         dx[i] += dout[i] * s * (1.0f + x[i] * (1.0f - s));
     }
 }
@@ -115,16 +169,18 @@ void op_silu_backward(float *dx, const float *dout, const float *x, size_t n) {
 #define GELU_C 0.044715f
 
 void op_gelu_tanh(float *out, const float *x, size_t n) {
+#pragma omp parallel for simd if (n > 16384)
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
-        out[i] = 0.5f * v * (1.0f + tanhf(GELU_K * (v + GELU_C * v * v * v)));
+        out[i] = 0.5f * v * (1.0f + ep_tanhf(GELU_K * (v + GELU_C * v * v * v)));
     }
 }
 
 void op_gelu_tanh_backward(float *dx, const float *dout, const float *x, size_t n) {
+#pragma omp parallel for simd if (n > 16384)
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
-        float th = tanhf(GELU_K * (v + GELU_C * v * v * v));
+        float th = ep_tanhf(GELU_K * (v + GELU_C * v * v * v));
         float dth = (1.0f - th * th) * GELU_K * (1.0f + 3.0f * GELU_C * v * v);
         dx[i] += dout[i] * (0.5f * (1.0f + th) + 0.5f * v * dth);
     }
@@ -137,8 +193,7 @@ void op_patchify(float *tok, const float *img, int Cn, int H, int W, int p) {
             float *t = tok + (size_t)(gy * gw + gx) * K;
             for (int c = 0; c < Cn; c++)
                 for (int i = 0; i < p; i++)
-                    for (int j = 0; j < p; j++)
-                        *t++ = img[((size_t)c * H + gy * p + i) * W + gx * p + j];
+                    for (int j = 0; j < p; j++) *t++ = img[((size_t)c * H + gy * p + i) * W + gx * p + j];
         }
 }
 
@@ -149,8 +204,7 @@ void op_patchify_backward(float *dimg, const float *dtok, int Cn, int H, int W, 
             const float *t = dtok + (size_t)(gy * gw + gx) * K;
             for (int c = 0; c < Cn; c++)
                 for (int i = 0; i < p; i++)
-                    for (int j = 0; j < p; j++)
-                        dimg[((size_t)c * H + gy * p + i) * W + gx * p + j] += *t++;
+                    for (int j = 0; j < p; j++) dimg[((size_t)c * H + gy * p + i) * W + gx * p + j] += *t++;
         }
 }
 
@@ -161,8 +215,7 @@ void op_unpatchify_final(float *img, const float *tok, int C, int H, int W, int 
             const float *t = tok + (size_t)(gy * gw + gx) * K;
             for (int i = 0; i < p; i++)
                 for (int j = 0; j < p; j++)
-                    for (int c = 0; c < C; c++)
-                        img[((size_t)c * H + gy * p + i) * W + gx * p + j] = *t++;
+                    for (int c = 0; c < C; c++) img[((size_t)c * H + gy * p + i) * W + gx * p + j] = *t++;
         }
 }
 
@@ -173,7 +226,6 @@ void op_unpatchify_final_backward(float *dtok, const float *dimg, int C, int H, 
             float *t = dtok + (size_t)(gy * gw + gx) * K;
             for (int i = 0; i < p; i++)
                 for (int j = 0; j < p; j++)
-                    for (int c = 0; c < C; c++)
-                        *t++ += dimg[((size_t)c * H + gy * p + i) * W + gx * p + j];
+                    for (int c = 0; c < C; c++) *t++ += dimg[((size_t)c * H + gy * p + i) * W + gx * p + j];
         }
 }

@@ -1,5 +1,6 @@
 #include "pose_guider.h"
 #include "ops.h"
+#include <omp.h>
 #include <string.h>
 
 static const float *P(const Model *m, int idx) { return m->params + m->pt.info[idx].offset; }
@@ -8,22 +9,27 @@ static float *G(const Model *m, int idx) { return m->grads + m->pt.info[idx].off
 /* Side length of level l (0 = full pose resolution). */
 static int side(int n, int l) { return n >> l; }
 
+/* This thread's im2col scratch. */
+static float *col(const Model *m) { return m->g.col + (size_t)omp_get_thread_num() * m->g.col_stride; }
+
 void pose_guider_forward(Model *m, const Batch *in) {
     const ModelShape *s = &m->shape;
     Acts *a = &m->a;
     int BF = m->B * s->F, Cg = s->Cg, Gn = m->pt.G, sH = s->s * s->H, sW = s->s * s->W, S = shape_S(s);
     size_t hw0 = (size_t)sH * sW;
+#pragma omp parallel for
     for (int f = 0; f < BF; f++)
         op_conv2d(a->pg_pre[0] + f * Cg * hw0, in->pose + f * s->Cp * hw0, P(m, m->pt.pg_in_w), P(m, m->pt.pg_in_b),
-                  s->Cp, sH, sW, Cg, 3, 1, 1, m->g.col);
+                  s->Cp, sH, sW, Cg, 3, 1, 1, col(m));
     op_silu(a->pg_act[0], a->pg_pre[0], BF * Cg * hw0);
     for (int l = 1; l <= Gn; l++) {
         int hi = side(sH, l - 1), wi = side(sW, l - 1);
         size_t in_sz = (size_t)Cg * hi * wi, out_sz = (size_t)Cg * side(sH, l) * side(sW, l);
         int wi_idx = m->pt.pg_down_w0 + 2 * (l - 1);
+#pragma omp parallel for
         for (int f = 0; f < BF; f++)
             op_conv2d(a->pg_pre[l] + f * out_sz, a->pg_act[l - 1] + f * in_sz, P(m, wi_idx), P(m, wi_idx + 1), Cg, hi,
-                      wi, Cg, 3, 2, 1, m->g.col);
+                      wi, Cg, 3, 2, 1, col(m));
         op_silu(a->pg_act[l], a->pg_pre[l], BF * out_sz);
     }
     int K = Cg * s->p * s->p;
@@ -65,14 +71,14 @@ void pose_guider_backward(Model *m, const Batch *in) {
             size_t in_sz = (size_t)s->Cp * sH * sW;
             for (int f = 0; f < BF; f++)
                 op_conv2d_backward(NULL, G(m, m->pt.pg_in_w), G(m, m->pt.pg_in_b), g->dpg_b + f * out_sz,
-                                   in->pose + f * in_sz, P(m, m->pt.pg_in_w), s->Cp, sH, sW, Cg, 3, 1, 1, g->col);
+                                   in->pose + f * in_sz, P(m, m->pt.pg_in_w), s->Cp, sH, sW, Cg, 3, 1, 1, col(m));
         } else {
             int hi = side(sH, l - 1), wi = side(sW, l - 1), idx = m->pt.pg_down_w0 + 2 * (l - 1);
             size_t in_sz = (size_t)Cg * hi * wi;
             memset(g->dpg_a, 0, BF * in_sz * sizeof(float));
             for (int f = 0; f < BF; f++)
                 op_conv2d_backward(g->dpg_a + f * in_sz, G(m, idx), G(m, idx + 1), g->dpg_b + f * out_sz,
-                                   a->pg_act[l - 1] + f * in_sz, P(m, idx), Cg, hi, wi, Cg, 3, 2, 1, g->col);
+                                   a->pg_act[l - 1] + f * in_sz, P(m, idx), Cg, hi, wi, Cg, 3, 2, 1, col(m));
         }
     }
 }
