@@ -122,6 +122,16 @@ expect_error(["train", DECK, "--resume", "a/ckpt_00000020.h5", *S("train.out_dir
              "D", "checkpoint of another shape")
 expect_error(["train", DECK, *S("data.dir=nowhere"), *S("train.out_dir=f")], "nowhere/train.h5", "missing dataset")
 expect_error(["train", DECK, *S("train.steps=-3")], "train.steps", "negative steps")
+# predict / grad command lines and inspection files
+expect_error(["predict", "--weights", "a/ckpt_00000020.h5"], "required", "predict without --inputs/--out")
+expect_error(["grad", "--weights", "a/ckpt_00000020.h5", "--inputs", "none.h5", "--out", "o.h5"], "none.h5",
+             "grad with a missing inputs file")
+with h5py.File(f"{WORK}/bad_in.h5", "w") as f:
+    f["x"] = np.zeros((1, 2, 3, 8, 8), np.float32)
+expect_error(["predict", "--weights", "a/ckpt_00000020.h5", "--inputs", "bad_in.h5", "--out", "o.h5"], "H=16",
+             "inputs of the wrong latent size")
+expect_error(["predict", "--weights", "a/ckpt_00000020.h5", "--inputs", "bad_in.h5", "--out", "o.h5", "--x"],
+             "--x", "unknown predict argument")
 check(not os.path.exists(f"{WORK}/f") or not any(n.endswith(".h5") for n in os.listdir(f"{WORK}/f")),
       "failed starts wrote no checkpoint")
 
