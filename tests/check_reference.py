@@ -14,8 +14,11 @@ cancellation (e.g. the key bias, whose exact gradient is 0). FLOOR = 1e-12 only
 avoids 0/0: a tensor whose reference is exactly zero (the temporal-attention
 gradients in image mode) must come out as zero too.
 
-Tolerances: eps_hat (predict and grad) and loss rel <= 1e-5; every gradient
-tensor rel <= 1e-4. Missing or extra gradient names, wrong shapes, non-finite
+Tolerances: eps_hat (predict and grad) and loss rel <= 2e-6; every gradient
+tensor rel <= 2e-5. fp32 implementations land at ~4e-7 and ~2e-6 (the float32
+reference and entprog alike), so these leave a 5-10x margin while still
+catching a LayerNorm eps of 1e-5 instead of 1e-6 (eps_hat off by 8e-6), which
+the looser 1e-5 / 1e-4 first chosen let through. Missing or extra gradient names, wrong shapes, non-finite
 values or a missing `format_version` root attribute are failures.
 
 --self-test proves that the check can fail: it runs the whole pipeline with a
@@ -36,8 +39,8 @@ import h5py
 import numpy as np
 
 FLOOR = 1e-12
-TOL_OUT = 1e-5  # eps_hat and loss
-TOL_GRAD = 1e-4  # every gradient tensor
+TOL_OUT = 2e-6  # eps_hat and loss
+TOL_GRAD = 2e-5  # every gradient tensor
 HERE = os.path.dirname(os.path.abspath(__file__))
 CASES = ("video", "video_drop", "image")
 
