@@ -1,0 +1,10 @@
+# Finite-difference checks of the ops (label ops) and of the whole model (label fd).
+add_executable(test_ops ${PROJECT_SOURCE_DIR}/tests/test_ops.c)
+target_link_libraries(test_ops PRIVATE entprog_core)
+add_test(NAME ops_fd COMMAND test_ops)
+set_tests_properties(ops_fd PROPERTIES LABELS ops ENVIRONMENT OPENBLAS_NUM_THREADS=1 TIMEOUT 60)
+
+add_executable(test_model_fd ${PROJECT_SOURCE_DIR}/tests/test_model_fd.c)
+target_link_libraries(test_model_fd PRIVATE entprog_core)
+add_test(NAME model_fd COMMAND test_model_fd)
+set_tests_properties(model_fd PROPERTIES LABELS fd ENVIRONMENT OPENBLAS_NUM_THREADS=1 TIMEOUT 60)
