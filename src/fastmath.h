@@ -5,11 +5,13 @@
 #pragma once
 #include <math.h>
 #include <stdint.h>
-#include <string.h>
 
 static inline float ep_expf(float x) {
-    x = fminf(fmaxf(x, -87.3f), 88.7f);
-    float n = floorf(x * 1.44269504088896341f + 0.5f);
+    x = x < -87.3f ? -87.3f : x;
+    x = x > 88.7f ? 88.7f : x;
+    /* round x/ln2 to the nearest integer by adding and removing 1.5*2^23
+     * (floorf/fminf calls stop gcc -O2 from vectorising) */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - n * 0.693359375f + n * 2.12194440e-4f; /* ln2 split in a short and a long part */
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
@@ -18,10 +20,8 @@ static inline float ep_expf(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    union { int32_t i; float f; } scale = {((int32_t)n + 127) << 23}; /* 2^n (a union vectorises, memcpy did not) */
+    return p * scale.f;
 }
 
 /* tanh(u) = 1 - 2 / (exp(2u) + 1): absolute error ~1e-7, enough where it is
