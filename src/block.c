@@ -25,7 +25,8 @@ static Dims dims(const Model *m) {
 }
 
 static const float *W(const Model *m, int b, int k) { return m->params + param_block(&m->pt, b, k)->offset; }
-static float *dW(const Model *m, int b, int k) { return m->grads + param_block(&m->pt, b, k)->offset; }
+/* NULL for a frozen tensor: the ops then skip its weight-gradient product. */
+static float *dW(const Model *m, int b, int k) { return model_grad(m, m->pt.blk0 + b * BP_COUNT + k); }
 
 /* Offsets of the nine modulations inside a row of the table. */
 enum { SHIFT_S, SCALE_S, GATE_S, SHIFT_T, SCALE_T, GATE_T, SHIFT_M, SCALE_M, GATE_M };

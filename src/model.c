@@ -8,9 +8,9 @@
 #include <string.h>
 
 static const float *P(const Model *m, int idx) { return m->params + m->pt.info[idx].offset; }
-static float *G(const Model *m, int idx) { return m->grads + m->pt.info[idx].offset; }
+static float *G(const Model *m, int idx) { return model_grad(m, idx); }
 static const float *Pb(const Model *m, int b, int k) { return m->params + param_block(&m->pt, b, k)->offset; }
-static float *Gb(const Model *m, int b, int k) { return m->grads + param_block(&m->pt, b, k)->offset; }
+static float *Gb(const Model *m, int b, int k) { return model_grad(m, m->pt.blk0 + b * BP_COUNT + k); }
 static int skipped(const Model *m, int b) { return m->skip && m->skip[b]; }
 
 int model_last_active(const Model *m) {
@@ -82,29 +82,34 @@ void model_backward(Model *m, const Batch *in, const float *deps) {
     memset(g->dsc, 0, (size_t)2 * B * D * sizeof(float));
 
     /* final layer; its modulation gradient uses dmod's first 2BD floats */
+    float *dsc = m->input_grads ? g->dsc : NULL; /* c only matters when the timestep MLP trains */
+    int reach = m->first_bwd < s->L;             /* does backward enter any block? */
     memset(g->dfout, 0, N * PPC * sizeof(float));
     for (int f = 0; f < BF; f++) op_unpatchify_final_backward(g->dfout + (size_t)f * S * PPC, deps + f * img, C, H, Wd, p);
     memset(g->du, 0, N * D * sizeof(float));
-    op_linear_backward(g->du, G(m, m->pt.f_lin_w), G(m, m->pt.f_lin_b), g->dfout, a->uf, P(m, m->pt.f_lin_w), (int)N,
-                       D, PPC);
+    op_linear_backward(reach || G(m, m->pt.f_ada_w) ? g->du : NULL, G(m, m->pt.f_lin_w), G(m, m->pt.f_lin_b),
+                       g->dfout, a->uf, P(m, m->pt.f_lin_w), (int)N, D, PPC);
     memset(g->dxhat, 0, N * D * sizeof(float));
     memset(g->dmod, 0, (size_t)B * 2 * D * sizeof(float));
     op_modulate_backward(g->dxhat, g->dmod, g->dmod + D, g->du, a->xhatf, a->fmod + D, 2 * D, B, F * S, D);
-    op_layernorm_backward(g->dzr, g->dxhat, a->xhatf, a->rstdf, (int)N, D);
-    op_linear_backward(g->dsc, G(m, m->pt.f_ada_w), G(m, m->pt.f_ada_b), g->dmod, a->sc, P(m, m->pt.f_ada_w), B, D,
+    if (reach) op_layernorm_backward(g->dzr, g->dxhat, a->xhatf, a->rstdf, (int)N, D);
+    op_linear_backward(dsc, G(m, m->pt.f_ada_w), G(m, m->pt.f_ada_b), g->dmod, a->sc, P(m, m->pt.f_ada_w), B, D,
                        2 * D);
 
-    /* blocks, last to first; video block b feeds the bank gradient that ref block b consumes */
+    /* blocks, last to first, down to the earliest one that trains (frozen ones
+     * pass input gradients only); video block b feeds the bank gradient that
+     * ref block b consumes */
     int last = model_last_active(m);
-    for (int b = s->L - 1; b >= 0; b--) {
+    for (int b = s->L - 1; b >= m->first_bwd; b--) {
         if (skipped(m, b)) continue;
         memset(g->dmod, 0, (size_t)2 * B * 9 * D * sizeof(float));
         memset(g->dqkv_r, 0, Nr * 3 * D * sizeof(float));
         video_block_backward(m, b, in);
         ref_block_backward(m, b, b < last);
-        op_linear_backward(g->dsc, Gb(m, b, BP_ADA_W), Gb(m, b, BP_ADA_B), g->dmod, a->sc, Pb(m, b, BP_ADA_W), 2 * B,
+        op_linear_backward(dsc, Gb(m, b, BP_ADA_W), Gb(m, b, BP_ADA_B), g->dmod, a->sc, Pb(m, b, BP_ADA_W), 2 * B,
                            D, 9 * D);
     }
+    if (!m->input_grads) return;
 
     pose_guider_backward(m, in);
     op_linear_backward(NULL, G(m, m->pt.x_w), G(m, m->pt.x_b), g->dzr, a->xp, P(m, m->pt.x_w), (int)(N + Nr), K, D);

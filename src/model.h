@@ -45,10 +45,22 @@ typedef struct {
     size_t dS_stride, col_stride;
 } Grads;
 
+#define NO_GRAD ((size_t)-1)
+
 typedef struct {
     ModelShape shape;         /* shape.F is the F of the allocated activations */
     ParamTable pt;
-    float *params, *grads;    /* pt.total floats each */
+    float *params;            /* pt.total floats */
+    /* Gradients exist only for trainable tensors, packed in table order into
+     * one allocation: tensor i's gradient is grads + grad_off[i], or none when
+     * grad_off[i] == NO_GRAD (a frozen tensor: no buffer, no weight-gradient GEMM). */
+    float *grads;
+    uint8_t *trainable;       /* [pt.n] */
+    size_t *grad_off;         /* [pt.n] */
+    size_t grad_size, grad_cap; /* floats in use / allocated */
+    int first_bwd;            /* earliest block the backward reaches (L: none) */
+    int input_grads;          /* t_embed, x_embed or pose_guider trains: backward runs to the input */
+    int act_first;            /* blocks before it share one scratch set of activations */
     int B;
     Acts a;
     Grads g;
@@ -62,8 +74,20 @@ typedef struct {
  * runs attention and MLP in blocks before it, whose banks are used. */
 int model_last_active(const Model *m);
 
-/* Builds the parameter table and allocates params and grads (zeroed). */
+static inline float *model_grad(const Model *m, int idx) {
+    return m->grad_off[idx] == NO_GRAD ? NULL : m->grads + m->grad_off[idx];
+}
+
+/* Builds the parameter table and allocates params and grads (zeroed), every tensor trainable. */
 void model_create(Model *m, const ModelShape *shape);
+/* Chooses which tensors train (mask [pt.n]). Backward then reaches only the
+ * earliest block with a trainable tensor (the input when an input-side module
+ * trains) and blocks before it keep no activations. exact = 1 fits the
+ * gradient and activation memory to this mask; exact = 0 only grows it (the
+ * supernet switches candidates every step). */
+void model_set_trainable(Model *m, const uint8_t *mask, int exact);
+/* The index range [0, input_end) of the input-side tensors (t_embed, x_embed, pose_guider). */
+static inline int model_input_end(const Model *m) { return m->pt.blk0; }
 /* (Re)allocates activations for batch B and clip length F. */
 void model_set_batch(Model *m, int B, int F);
 void model_destroy(Model *m);

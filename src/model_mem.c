@@ -3,6 +3,7 @@
  * the first only counts, the second hands out pointers). */
 #include "die.h"
 #include "embed.h"
+#include "mem.h"
 #include "model.h"
 #include <omp.h>
 #include <stdlib.h>
@@ -16,9 +17,51 @@ static float *take(Carver *c, size_t n) {
     return p;
 }
 
+static void carve_block(const Model *m, Carver *c, BlockActs *k) {
+    const ModelShape *s = &m->shape;
+    int B = m->B, F = s->F, D = s->D, S = shape_S(s), NH = s->NH, Dm = shape_Dm(s);
+    size_t N = (size_t)B * F * S, Nr = (size_t)B * S, BF = (size_t)B * F;
+    k->mod = take(c, (size_t)2 * B * 9 * D);
+    k->r_xhat1 = take(c, Nr * D);
+    k->r_rstd1 = take(c, Nr);
+    k->bank = take(c, Nr * D);
+    k->r_qkv = take(c, Nr * 3 * D);
+    k->r_P = take(c, (size_t)B * NH * S * S);
+    k->r_ao = take(c, Nr * D);
+    k->r_y1 = take(c, Nr * D);
+    k->r_xhat2 = take(c, Nr * D);
+    k->r_rstd2 = take(c, Nr);
+    k->r_u2 = take(c, Nr * D);
+    k->r_h = take(c, Nr * Dm);
+    k->r_g = take(c, Nr * Dm);
+    k->r_y2 = take(c, Nr * D);
+    k->xhat1 = take(c, N * D);
+    k->rstd1 = take(c, N);
+    k->u1 = take(c, N * D);
+    k->qkv = take(c, N * 3 * D);
+    k->P = take(c, BF * NH * S * 2 * S);
+    k->ao = take(c, N * D);
+    k->y1 = take(c, N * D);
+    if (F > 1) {
+        k->xhat2 = take(c, N * D);
+        k->rstd2 = take(c, N);
+        k->u2 = take(c, N * D);
+        k->qkvt = take(c, N * 3 * D);
+        k->Pt = take(c, Nr * NH * F * F);
+        k->aot = take(c, N * D);
+        k->y2 = take(c, N * D);
+    }
+    k->xhat3 = take(c, N * D);
+    k->rstd3 = take(c, N);
+    k->u3 = take(c, N * D);
+    k->h = take(c, N * Dm);
+    k->g = take(c, N * Dm);
+    k->y3 = take(c, N * D);
+}
+
 static void layout_acts(Model *m, Carver *c) {
     const ModelShape *s = &m->shape;
-    int B = m->B, F = s->F, D = s->D, S = shape_S(s), NH = s->NH, Dm = shape_Dm(s), G = shape_G(s);
+    int B = m->B, F = s->F, D = s->D, S = shape_S(s), G = shape_G(s);
     size_t N = (size_t)B * F * S, Nr = (size_t)B * S, BF = (size_t)B * F;
     int K = s->C * s->p * s->p;
     Acts *a = &m->a;
@@ -43,44 +86,10 @@ static void layout_acts(Model *m, Carver *c) {
     a->uf = take(c, N * D);
     a->fout = take(c, N * s->p * s->p * s->C);
     a->mean = take(c, N + Nr);
+    /* blocks before act_first are never reached by backward: they share one set */
     for (int b = 0; b < s->L; b++) {
-        BlockActs *k = &a->blk[b];
-        k->mod = take(c, (size_t)2 * B * 9 * D);
-        k->r_xhat1 = take(c, Nr * D);
-        k->r_rstd1 = take(c, Nr);
-        k->bank = take(c, Nr * D);
-        k->r_qkv = take(c, Nr * 3 * D);
-        k->r_P = take(c, (size_t)B * NH * S * S);
-        k->r_ao = take(c, Nr * D);
-        k->r_y1 = take(c, Nr * D);
-        k->r_xhat2 = take(c, Nr * D);
-        k->r_rstd2 = take(c, Nr);
-        k->r_u2 = take(c, Nr * D);
-        k->r_h = take(c, Nr * Dm);
-        k->r_g = take(c, Nr * Dm);
-        k->r_y2 = take(c, Nr * D);
-        k->xhat1 = take(c, N * D);
-        k->rstd1 = take(c, N);
-        k->u1 = take(c, N * D);
-        k->qkv = take(c, N * 3 * D);
-        k->P = take(c, BF * NH * S * 2 * S);
-        k->ao = take(c, N * D);
-        k->y1 = take(c, N * D);
-        if (F > 1) {
-            k->xhat2 = take(c, N * D);
-            k->rstd2 = take(c, N);
-            k->u2 = take(c, N * D);
-            k->qkvt = take(c, N * 3 * D);
-            k->Pt = take(c, Nr * NH * F * F);
-            k->aot = take(c, N * D);
-            k->y2 = take(c, N * D);
-        }
-        k->xhat3 = take(c, N * D);
-        k->rstd3 = take(c, N);
-        k->u3 = take(c, N * D);
-        k->h = take(c, N * Dm);
-        k->g = take(c, N * Dm);
-        k->y3 = take(c, N * D);
+        if (b > 0 && b < m->act_first) a->blk[b] = a->blk[0];
+        else carve_block(m, c, &a->blk[b]);
     }
 }
 
@@ -119,12 +128,56 @@ static void layout_grads(Model *m, Carver *c) {
     g->col = take(c, g->col_stride * T);
 }
 
+/* Packs the gradients of the tensors in m->trainable (table order) and finds
+ * how far back the backward pass must go. */
+static void grad_layout(Model *m) {
+    const ParamTable *pt = &m->pt;
+    m->grad_size = 0;
+    m->input_grads = 0;
+    m->first_bwd = m->shape.L;
+    for (int i = 0; i < pt->n; i++) {
+        if (!m->trainable[i]) {
+            m->grad_off[i] = NO_GRAD;
+            continue;
+        }
+        m->grad_off[i] = m->grad_size;
+        m->grad_size += pt->info[i].numel; /* unpadded: with all trainable, grad_off == param offset */
+        int b = pt->info[i].block;
+        if (i < pt->blk0) m->input_grads = 1;
+        else if (b >= 0 && b < m->first_bwd) m->first_bwd = b;
+    }
+    if (m->input_grads) m->first_bwd = 0;
+}
+
+/* (Re)carves activations and backward scratch for the current B, F, act_first. */
+static void alloc_acts(Model *m) {
+    mem_free(m->act_mem);
+    mem_free(m->grad_mem);
+    Carver c = {0};
+    layout_acts(m, &c);
+    m->act_floats = c.used;
+    m->act_mem = mem_alloc(c.used * sizeof(float), "activations");
+    c = (Carver){m->act_mem, 0};
+    layout_acts(m, &c);
+    c = (Carver){0};
+    layout_grads(m, &c);
+    m->scratch_floats = c.used;
+    m->grad_mem = mem_alloc(c.used * sizeof(float), "backward scratch");
+    c = (Carver){m->grad_mem, 0};
+    layout_grads(m, &c);
+}
+
 void model_create(Model *m, const ModelShape *shape) {
     memset(m, 0, sizeof *m);
     m->shape = *shape;
     param_table_build(&m->pt, shape);
-    m->params = ep_calloc(m->pt.total, sizeof(float), "parameters");
-    m->grads = ep_calloc(m->pt.total, sizeof(float), "gradients");
+    m->params = mem_alloc(m->pt.total * sizeof(float), "parameters");
+    m->trainable = ep_malloc(m->pt.n, "trainable mask");
+    memset(m->trainable, 1, m->pt.n);
+    m->grad_off = ep_malloc(m->pt.n * sizeof(size_t), "gradient layout");
+    grad_layout(m);
+    m->grad_cap = m->grad_size;
+    m->grads = mem_alloc(m->grad_cap * sizeof(float), "gradients");
     int G = shape_G(shape);
     m->a.pg_pre = ep_calloc(G + 1, sizeof(float *), "pose guider");
     m->a.pg_act = ep_calloc(G + 1, sizeof(float *), "pose guider");
@@ -135,32 +188,36 @@ void model_create(Model *m, const ModelShape *shape) {
 
 void model_set_batch(Model *m, int B, int F) {
     if (m->act_mem && m->B == B && m->shape.F == F) return;
-    free(m->act_mem);
-    free(m->grad_mem);
     free(m->frame_emb);
     m->B = B;
     m->shape.F = F;
-    Carver c = {0};
-    layout_acts(m, &c);
-    m->act_floats = c.used;
-    m->act_mem = ep_calloc(c.used, sizeof(float), "activations");
-    c = (Carver){m->act_mem, 0};
-    layout_acts(m, &c);
-    c = (Carver){0};
-    layout_grads(m, &c);
-    m->scratch_floats = c.used;
-    m->grad_mem = ep_calloc(c.used, sizeof(float), "backward scratch");
-    c = (Carver){m->grad_mem, 0};
-    layout_grads(m, &c);
+    m->act_first = m->first_bwd;
+    alloc_acts(m);
     m->frame_emb = ep_malloc((size_t)F * m->shape.D * sizeof(float), "frame embedding");
     embed_frames(m->frame_emb, m->shape.D, F);
 }
 
+void model_set_trainable(Model *m, const uint8_t *mask, int exact) {
+    memcpy(m->trainable, mask, m->pt.n);
+    grad_layout(m);
+    if (m->grad_size > m->grad_cap || (exact && m->grad_size != m->grad_cap)) {
+        mem_free(m->grads);
+        m->grad_cap = m->grad_size;
+        m->grads = mem_alloc(m->grad_cap * sizeof(float), "gradients");
+    }
+    if (m->act_mem && (m->first_bwd < m->act_first || (exact && m->first_bwd != m->act_first))) {
+        m->act_first = m->first_bwd;
+        alloc_acts(m);
+    }
+}
+
 void model_destroy(Model *m) {
-    free(m->params);
-    free(m->grads);
-    free(m->act_mem);
-    free(m->grad_mem);
+    mem_free(m->params);
+    mem_free(m->grads);
+    mem_free(m->act_mem);
+    mem_free(m->grad_mem);
+    free(m->trainable);
+    free(m->grad_off);
     free(m->a.pg_pre);
     free(m->a.pg_act);
     free(m->a.blk);

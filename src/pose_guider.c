@@ -4,7 +4,7 @@
 #include <string.h>
 
 static const float *P(const Model *m, int idx) { return m->params + m->pt.info[idx].offset; }
-static float *G(const Model *m, int idx) { return m->grads + m->pt.info[idx].offset; }
+static float *G(const Model *m, int idx) { return model_grad(m, idx); }
 
 /* Side length of level l (0 = full pose resolution). */
 static int side(int n, int l) { return n >> l; }
