@@ -51,16 +51,63 @@ static void dims_of(const ParamInfo *p, hsize_t *dims) {
 /* ------------------------------------------------------------------------- */
 /* save */
 
-static void write_group(hid_t f, const char *group, const ParamTable *pt, const float *x, Checksum *ck, int me) {
+/* Tensor i of a buffer: at off[i] when a layout is given ((size_t)-1: absent), else at its parameter offset. */
+static size_t where(const ParamTable *pt, const size_t *off, int i) { return off ? off[i] : pt->info[i].offset; }
+
+static void write_group(hid_t f, const char *group, const ParamTable *pt, const float *x, const size_t *off,
+                        Checksum *ck, int me) {
     char path[CKPT_PATH_MAX];
     hsize_t dims[4];
     for (int i = 0; i < pt->n; i++) {
         const ParamInfo *p = &pt->info[i];
+        size_t o = where(pt, off, i);
+        if (o == (size_t)-1) continue; /* a frozen tensor that never trained has no moments */
         tensor_path(path, sizeof path, group, p->name);
         dims_of(p, dims);
-        h5_write_f32(f, path, x + p->offset, p->ndim, dims, 0);
+        h5_write_f32(f, path, x + o, p->ndim, dims, 0);
         /* rank 0's bytes are the ones stored: it alone sums them */
-        if (me == 0) checksum_add(ck, path, x + p->offset, p->numel * sizeof(float));
+        if (me == 0) checksum_add(ck, path, x + o, p->numel * sizeof(float));
+    }
+}
+
+static void write_arrays(hid_t f, const CkptState *s) {
+    char path[CKPT_PATH_MAX];
+    for (int a = 0; a < s->n_arrays; a++) {
+        const CkptArray *A = &s->arrays[a];
+        if (A->rows <= 0) continue;
+        snprintf(path, sizeof path, "/schedule/%s", A->name);
+        hsize_t dims[2] = {(hsize_t)A->rows, (hsize_t)A->cols};
+        int rank = A->cols ? 2 : 1;
+        if (A->as_int32) {
+            size_t n = (size_t)A->rows * (A->cols ? A->cols : 1);
+            int32_t *tmp = ep_malloc(n * sizeof(int32_t), "schedule");
+            for (size_t i = 0; i < n; i++) tmp[i] = (int32_t)A->data[i];
+            h5_write_i32(f, path, tmp, rank, dims, 0);
+            free(tmp);
+        } else {
+            h5_write_f64(f, path, A->data, rank, dims, 0);
+        }
+    }
+}
+
+static void read_arrays(hid_t f, const char *file, CkptState *s) {
+    char path[CKPT_PATH_MAX];
+    for (int a = 0; a < s->n_arrays; a++) {
+        CkptArray *A = &s->arrays[a];
+        A->rows = 0;
+        snprintf(path, sizeof path, "/schedule/%s", A->name);
+        if (!h5_exists(f, path)) continue;
+        hsize_t dims[4];
+        int rank = h5_dims(f, file, path, dims, 4);
+        int cols = rank == 2 ? (int)dims[1] : 0;
+        if (rank < 1 || rank > 2 || cols != A->cols || dims[0] > (hsize_t)A->cap_rows)
+            ep_die("checkpoint '%s': %s has an unexpected shape (want %s%d columns, at most %d rows)", file, path,
+                   A->cols ? "" : "0 = 1-D, ", A->cols, A->cap_rows);
+        hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
+        if (H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, A->data) < 0)
+            ep_die("checkpoint '%s': cannot read %s", file, path);
+        H5Dclose(d);
+        A->rows = (int)dims[0];
     }
 }
 
@@ -165,7 +212,15 @@ void ckpt_save(const char *path, const CkptState *s, MPI_Comm comm) {
     const float *bufs[N_GROUPS] = {s->params, s->m, s->v, s->ema};
     if (!s->m && s->v) ep_die("internal: checkpoint '%s' has AdamW second moments without first moments", path);
     for (int g = 0; g < N_GROUPS; g++)
-        if (bufs[g]) write_group(f, GROUPS[g], s->pt, bufs[g], &ck, me);
+        if (bufs[g]) write_group(f, GROUPS[g], s->pt, bufs[g], g == G_M || g == G_V ? s->opt_off : NULL, &ck, me);
+    if (s->opt_t) {
+        double *t = ep_malloc(s->pt->n * sizeof(double), "optimizer counts");
+        for (int i = 0; i < s->pt->n; i++) t[i] = (double)s->opt_t[i];
+        hsize_t n = (hsize_t)s->pt->n;
+        h5_write_f64(f, "/optimizer/t", t, 1, &n, 0);
+        free(t);
+    }
+    write_arrays(f, s);
     comm_bcast(&ck.h, (int)sizeof ck.h, comm);
     h5_attr_u64_array(f, "/", "checksum", &ck.h, 1);
     if (H5Fclose(f) < 0) ep_die("cannot write checkpoint '%s': closing '%s' failed (disk full?)", path, tmp);
@@ -222,7 +277,7 @@ static void check_no_extras(hid_t f, const char *path, const char *group, const 
 /* Reads the tensors of one group present in the file (all of them for
  * /model) into x, or into scratch when x is NULL (they still enter the sum). */
 static void read_group(hid_t f, const char *path, const char *group, const ParamTable *pt, float *x,
-                       float *scratch, int required, Checksum *ck) {
+                       const size_t *off, float *scratch, int required, Checksum *ck) {
     char name[CKPT_PATH_MAX];
     hsize_t dims[4];
     check_no_extras(f, path, group, pt);
@@ -233,7 +288,8 @@ static void read_group(hid_t f, const char *path, const char *group, const Param
             if (required) ep_die("checkpoint '%s' lacks the tensor %s", path, name);
             continue;
         }
-        float *dst = x ? x + p->offset : scratch;
+        size_t o = where(pt, off, i);
+        float *dst = x && o != (size_t)-1 ? x + o : scratch; /* no slot: read only for the checksum */
         dims_of(p, dims);
         h5_read_f32(f, path, name, dst, p->ndim, dims);
         checksum_add(ck, name, dst, p->numel * sizeof(float));
@@ -280,7 +336,9 @@ int ckpt_load(const char *path, CkptState *s, MPI_Comm comm) {
     float *dst[N_GROUPS] = {s->params, s->m, s->v, s->ema};
     int present[N_GROUPS] = {1, has_m, has_v, has_ema};
     for (int g = 0; g < N_GROUPS; g++)
-        if (present[g]) read_group(f, path, GROUPS[g], s->pt, dst[g], scratch, g == G_MODEL, &ck);
+        if (present[g])
+            read_group(f, path, GROUPS[g], s->pt, dst[g], g == G_M || g == G_V ? s->opt_off : NULL, scratch,
+                       g == G_MODEL, &ck);
     free(scratch);
 
     if (has_sum) {
@@ -288,6 +346,17 @@ int ckpt_load(const char *path, CkptState *s, MPI_Comm comm) {
         h5_get_attr_u64_array(f, path, "/", "checksum", &want, 1);
         if (want != ck.h) ep_die("checkpoint '%s' failed its checksum (corrupt?)", path);
     }
+    if (s->opt_t) {
+        memset(s->opt_t, 0, s->pt->n * sizeof(long long));
+        if (h5_exists(f, "/optimizer/t")) {
+            double *t = ep_malloc(s->pt->n * sizeof(double), "optimizer counts");
+            hsize_t n = (hsize_t)s->pt->n;
+            h5_read_f64(f, path, "/optimizer/t", t, 1, &n);
+            for (int i = 0; i < s->pt->n; i++) s->opt_t[i] = (long long)t[i];
+            free(t);
+        }
+    }
+    read_arrays(f, path, s);
     int flags = (has_m ? CKPT_HAS_OPT : 0) | (has_ema ? CKPT_HAS_EMA : 0);
     if (has_state) {
         read_state(f, path, s);
@@ -297,6 +366,19 @@ int ckpt_load(const char *path, CkptState *s, MPI_Comm comm) {
     }
     h5_close(f);
     return flags;
+}
+
+int ckpt_moment_mask(const char *path, const ParamTable *pt, uint8_t *mask) {
+    hid_t f = h5_open_read(path, MPI_COMM_NULL);
+    char name[CKPT_PATH_MAX];
+    int n = 0;
+    for (int i = 0; i < pt->n; i++) {
+        tensor_path(name, sizeof name, GROUPS[G_M], pt->info[i].name);
+        mask[i] = h5_exists(f, name) ? 1 : 0;
+        n += mask[i];
+    }
+    h5_close(f);
+    return n;
 }
 
 /* ------------------------------------------------------------------------- */

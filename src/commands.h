@@ -5,3 +5,4 @@ int cmd_train(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_grad(int argc, char **argv);
 int cmd_datagen(int argc, char **argv);
+int cmd_cei(int argc, char **argv);

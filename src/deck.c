@@ -81,6 +81,19 @@ static const KeyDef KEYS[] = {
     INT("train", "keep_ckpts", train.keep_ckpts, 0),
     INT("train", "val_batches", train.val_batches, 0),
     ENUM("train", "backend", train.backend, "cpu|cuda"),
+
+    ENUM("entprog", "method", prog.method, "full|entprog|static|linear|random|depth|temporal"),
+    INT("entprog", "stages", prog.stages, 1),
+    STR("entprog", "grid", prog.grid),
+    INT("entprog", "max_candidates", prog.max_candidates, 1),
+    ENUM("entprog", "search", prog.search, "supernet|trials"),
+    INT("entprog", "search_steps", prog.search_steps, 1),
+    INT("entprog", "probe_batches", prog.probe_batches, 1),
+    INT("entprog", "static_m", prog.static_m, 0),
+    INT("entprog", "cei_n", prog.cei_n, 1),
+    ENUM("entprog", "timing", prog.timing, "wall|cost"),
+    INT("entprog", "train_inputs", prog.train_inputs, 0),
+    U64("entprog", "seed", prog.seed),
 };
 #define NKEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
 
@@ -102,13 +115,19 @@ static void set_defaults(Deck *d) {
     t->min_lr = 0, t->ema = 0, t->p_drop_ref = 0.1, t->p_drop_pose = 0.1;
     t->log_every = 10, t->val_every = 50, t->ckpt_every = 50, t->keep_ckpts = 2, t->val_batches = 2;
     snprintf(t->backend, sizeof t->backend, "cpu");
+    ProgConfig *g = &d->prog;
+    snprintf(g->method, sizeof g->method, "full");
+    g->stages = 4, g->max_candidates = 3, g->search_steps = 20, g->probe_batches = 2;
+    g->static_m = 0, g->cei_n = 1000, g->train_inputs = 0, g->seed = 1;
+    snprintf(g->search, sizeof g->search, "supernet");
+    snprintf(g->timing, sizeof g->timing, "wall");
 }
 
 /* ------------------------------------------------------------------------- */
 /* one key = value */
 
 static int known_section(const char *s) {
-    return !strcmp(s, "model") || !strcmp(s, "data") || !strcmp(s, "train");
+    return !strcmp(s, "model") || !strcmp(s, "data") || !strcmp(s, "train") || !strcmp(s, "entprog");
 }
 
 /* "within [0, 1)", ">= 1", "> 0": the range of a numeric key, for messages. */
@@ -219,6 +238,10 @@ static void check_deck(const Deck *d, const char *label) {
                label, d->train.val_every);
     if (d->train.val_every > 0 && d->data.n_val < 1)
         ep_die("deck '%s': train.val_every = %d needs data.n_val >= 1 validation videos", label, d->train.val_every);
+    if (d->prog.train_inputs > 1)
+        ep_die("deck '%s': entprog.train_inputs = %d must be 0 or 1", label, d->prog.train_inputs);
+    if (d->prog.static_m > d->model.L)
+        ep_die("deck '%s': entprog.static_m = %d is more than model.L = %d blocks", label, d->prog.static_m, d->model.L);
     if (d->train.min_lr > d->train.lr)
         ep_die("deck '%s': train.min_lr = %g is above train.lr = %g", label, d->train.min_lr, d->train.lr);
 }

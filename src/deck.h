@@ -34,11 +34,28 @@ typedef struct {
     char backend[16];         /* cpu (cuda later) */
 } TrainConfig;
 
+/* [entprog]: how fine-tuning chooses what trains (docs/entprog.md). */
+typedef struct {
+    char method[16];          /* full | entprog | static | linear | random | depth | temporal */
+    int stages;               /* K */
+    char grid[128];           /* candidate block counts "2,3,4,6" ("" = ceil(L*j/K), j = 1..K) */
+    int max_candidates;       /* |M_k| at most */
+    char search[16];          /* supernet (the paper's) | trials (independent, from one snapshot) */
+    int search_steps;         /* the search window: steps per stage (supernet) or per candidate (trials) */
+    int probe_batches;        /* fixed probe set for CE: batches from the validation split */
+    int static_m;             /* static method: blocks that train (0 = L/2) */
+    int cei_n;                /* CEI probe tuples when the start checkpoint has no ranking */
+    char timing[16];          /* wall (measured) | cost (deterministic model of a step's cost) */
+    int train_inputs;         /* 1: t_embed, x_embed, pose_guider train too (backward reaches the input) */
+    uint64_t seed;            /* random order (method random) */
+} ProgConfig;
+
 typedef struct {
     char path[DECK_PATH_MAX];
     ModelShape model;
     DataConfig data;
     TrainConfig train;
+    ProgConfig prog;
     char *text;               /* the whole deck as read (stored in checkpoints) */
 } Deck;
 

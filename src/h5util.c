@@ -89,6 +89,7 @@ static void read_any(hid_t f, const char *lbl, const char *dset, hid_t mtype, vo
 void h5_read_f32(hid_t f, const char *l, const char *d, float *o, int r, const hsize_t *dims) { read_any(f, l, d, H5T_NATIVE_FLOAT, o, r, dims); }
 void h5_read_i32(hid_t f, const char *l, const char *d, int32_t *o, int r, const hsize_t *dims) { read_any(f, l, d, H5T_NATIVE_INT32, o, r, dims); }
 void h5_read_u8(hid_t f, const char *l, const char *d, uint8_t *o, int r, const hsize_t *dims) { read_any(f, l, d, H5T_NATIVE_UINT8, o, r, dims); }
+void h5_read_f64(hid_t f, const char *l, const char *d, double *o, int r, const hsize_t *dims) { read_any(f, l, d, H5T_NATIVE_DOUBLE, o, r, dims); }
 
 double h5_read_f64_scalar(hid_t f, const char *lbl, const char *dset) {
     hsize_t dims[8];

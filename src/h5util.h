@@ -21,6 +21,7 @@ int h5_dims(hid_t f, const char *file_label, const char *dset, hsize_t *dims, in
 void h5_read_f32(hid_t f, const char *file_label, const char *dset, float *out, int rank, const hsize_t *dims);
 void h5_read_i32(hid_t f, const char *file_label, const char *dset, int32_t *out, int rank, const hsize_t *dims);
 void h5_read_u8(hid_t f, const char *file_label, const char *dset, uint8_t *out, int rank, const hsize_t *dims);
+void h5_read_f64(hid_t f, const char *file_label, const char *dset, double *out, int rank, const hsize_t *dims);
 double h5_read_f64_scalar(hid_t f, const char *file_label, const char *dset);
 
 /* Whole-dataset writes (creates intermediate groups). With MPI-IO every rank

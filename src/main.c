@@ -14,7 +14,9 @@ static void usage(FILE *out) {
             "  predict --weights W.h5 --inputs IN.h5 --out OUT.h5\n"
             "                                      eps_hat for the inputs (checkpoint or bare weights)\n"
             "  grad --weights W.h5 --inputs IN.h5 --out OUT.h5\n"
-            "                                      loss and the gradient of every parameter\n");
+            "                                      loss and the gradient of every parameter\n"
+            "  cei <deck> --ckpt CKPT [--n N] [--out DIR]\n"
+            "                                      CEI score of every block (Ent-Prog), stored in CKPT\n");
 }
 
 int main(int argc, char **argv) {
@@ -27,6 +29,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[1], "predict")) rc = cmd_predict(argc - 1, argv + 1);
     else if (!strcmp(argv[1], "grad")) rc = cmd_grad(argc - 1, argv + 1);
     else if (!strcmp(argv[1], "datagen")) rc = cmd_datagen(argc - 1, argv + 1);
+    else if (!strcmp(argv[1], "cei")) rc = cmd_cei(argc - 1, argv + 1);
     else {
         fprintf(stderr, "entprog: error: unknown command '%s'\n", argv[1]);
         usage(stderr);

@@ -78,7 +78,8 @@ static inline float *model_grad(const Model *m, int idx) {
     return m->grad_off[idx] == NO_GRAD ? NULL : m->grads + m->grad_off[idx];
 }
 
-/* Builds the parameter table and allocates params and grads (zeroed), every tensor trainable. */
+/* Builds the parameter table and allocates the parameters (zeroed), every tensor trainable;
+ * gradients and activations come with model_set_batch. */
 void model_create(Model *m, const ModelShape *shape);
 /* Chooses which tensors train (mask [pt.n]). Backward then reaches only the
  * earliest block with a trainable tensor (the input when an input-side module
@@ -88,7 +89,7 @@ void model_create(Model *m, const ModelShape *shape);
 void model_set_trainable(Model *m, const uint8_t *mask, int exact);
 /* The index range [0, input_end) of the input-side tensors (t_embed, x_embed, pose_guider). */
 static inline int model_input_end(const Model *m) { return m->pt.blk0; }
-/* (Re)allocates activations for batch B and clip length F. */
+/* (Re)allocates activations for batch B and clip length F, and the gradients. */
 void model_set_batch(Model *m, int B, int F);
 void model_destroy(Model *m);
 

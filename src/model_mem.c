@@ -175,9 +175,7 @@ void model_create(Model *m, const ModelShape *shape) {
     m->trainable = ep_malloc(m->pt.n, "trainable mask");
     memset(m->trainable, 1, m->pt.n);
     m->grad_off = ep_malloc(m->pt.n * sizeof(size_t), "gradient layout");
-    grad_layout(m);
-    m->grad_cap = m->grad_size;
-    m->grads = mem_alloc(m->grad_cap * sizeof(float), "gradients");
+    grad_layout(m); /* the gradient buffer comes with the activations, once the trainable set is known */
     int G = shape_G(shape);
     m->a.pg_pre = ep_calloc(G + 1, sizeof(float *), "pose guider");
     m->a.pg_act = ep_calloc(G + 1, sizeof(float *), "pose guider");
@@ -193,6 +191,11 @@ void model_set_batch(Model *m, int B, int F) {
     m->shape.F = F;
     m->act_first = m->first_bwd;
     alloc_acts(m);
+    if (m->grad_cap < m->grad_size) {
+        mem_free(m->grads);
+        m->grad_cap = m->grad_size;
+        m->grads = mem_alloc(m->grad_cap * sizeof(float), "gradients");
+    }
     m->frame_emb = ep_malloc((size_t)F * m->shape.D * sizeof(float), "frame embedding");
     embed_frames(m->frame_emb, m->shape.D, F);
 }
@@ -200,7 +203,7 @@ void model_set_batch(Model *m, int B, int F) {
 void model_set_trainable(Model *m, const uint8_t *mask, int exact) {
     memcpy(m->trainable, mask, m->pt.n);
     grad_layout(m);
-    if (m->grad_size > m->grad_cap || (exact && m->grad_size != m->grad_cap)) {
+    if (m->act_mem && (m->grad_size > m->grad_cap || (exact && m->grad_size != m->grad_cap))) {
         mem_free(m->grads);
         m->grad_cap = m->grad_size;
         m->grads = mem_alloc(m->grad_cap * sizeof(float), "gradients");

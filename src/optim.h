@@ -1,23 +1,37 @@
-/* Optimizers over the flat parameter buffer: AdamW (PyTorch's formulation:
- * decoupled decay, bias-corrected moments) and SGD with momentum; global-norm
- * clipping; EMA of the weights. */
+/* Optimizers over the trainable tensors: AdamW (PyTorch's formulation:
+ * decoupled decay, bias-corrected moments) and SGD with momentum. Moments
+ * exist only for tensors that have trained (a frozen block that never trained
+ * has none); each tensor counts its own updates, so a block unfrozen at step
+ * 5000 gets the bias correction of its first update. Also: global-norm
+ * clipping, EMA of the weights, the learning-rate schedule. */
 #pragma once
 #include <stddef.h>
+#include <stdint.h>
+#include "params.h"
 
 typedef enum { OPT_ADAMW, OPT_SGD } OptKind;
 
 typedef struct {
     OptKind kind;
     double beta1, beta2, eps, weight_decay, momentum;
-    long long t;   /* steps taken (AdamW bias correction) */
-    size_t n;
-    float *m, *v;  /* AdamW moments; SGD uses m as its momentum buffer, v is NULL */
+    const ParamTable *pt;
+    size_t *off;   /* [pt->n] offset of a tensor's moments in m (and v), or (size_t)-1: none */
+    long long *t;  /* [pt->n] updates applied to each tensor */
+    float *m, *v;  /* AdamW moments; SGD keeps its momentum in m, v is NULL */
+    size_t size;   /* floats in m (and v) */
 } Optimizer;
 
-void optim_create(Optimizer *o, OptKind kind, size_t n);
+void optim_create(Optimizer *o, OptKind kind, const ParamTable *pt);
 void optim_destroy(Optimizer *o);
-/* One update of params[0..n) with lr, gradients scaled by grad_scale first (clipping). */
-void optim_step(Optimizer *o, float *params, const float *grads, double lr, float grad_scale);
+/* dst := an independent copy of src (dst must be created with the same table). */
+void optim_copy(Optimizer *dst, const Optimizer *src);
+/* Gives moments to exactly the tensors in keep [pt->n]: existing moments and
+ * update counts of kept tensors are preserved, new ones start at zero, the
+ * others are released. */
+void optim_fit(Optimizer *o, const uint8_t *keep);
+/* One update of every tensor that has a gradient (grad_off[i] != (size_t)-1),
+ * gradients scaled by grad_scale first (clipping). Such a tensor must have moments. */
+void optim_step(Optimizer *o, float *params, const float *grads, const size_t *grad_off, double lr, float grad_scale);
 
 double grad_norm(const float *g, size_t n);
 /* The factor that brings the norm down to max_norm (1 when max_norm <= 0 or already below). */

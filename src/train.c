@@ -1,6 +1,7 @@
 #include "train.h"
 #include "checkpoint.h"
 #include "die.h"
+#include "mem.h"
 #include "progress.h"
 #include <dirent.h>
 #include <errno.h>
@@ -11,7 +12,7 @@
 #include <time.h>
 
 /* Stream tags for rng_seed_stream: one purpose, one stream. */
-enum { STREAM_INIT = 1, STREAM_TRAIN = 2, STREAM_VAL = 3 };
+enum { STREAM_INIT = 1, STREAM_TRAIN = 2, STREAM_VAL = 3, STREAM_PROBE = 4 };
 
 static double now_s(void) {
     struct timespec ts;
@@ -28,21 +29,21 @@ static double peak_rss_mib(void) {
 static void alloc_buffers(BatchBuffers *b, const ModelShape *s, int B) {
     size_t x = (size_t)B * s->F * s->C * s->H * s->W;
     size_t pose = (size_t)B * s->F * s->Cp * (s->s * s->H) * (s->s * s->W);
-    b->x0 = ep_malloc(x * sizeof(float), "batch");
-    b->x = ep_malloc(x * sizeof(float), "batch");
-    b->eps = ep_malloc(x * sizeof(float), "batch");
-    b->eps_hat = ep_malloc(x * sizeof(float), "batch");
-    b->deps = ep_malloc(x * sizeof(float), "batch");
-    b->ref = ep_malloc((size_t)B * s->C * s->H * s->W * sizeof(float), "batch");
-    b->pose = ep_malloc(pose * sizeof(float), "batch");
+    b->x0 = mem_alloc(x * sizeof(float), "batch");
+    b->x = mem_alloc(x * sizeof(float), "batch");
+    b->eps = mem_alloc(x * sizeof(float), "batch");
+    b->eps_hat = mem_alloc(x * sizeof(float), "batch");
+    b->deps = mem_alloc(x * sizeof(float), "batch");
+    b->ref = mem_alloc((size_t)B * s->C * s->H * s->W * sizeof(float), "batch");
+    b->pose = mem_alloc(pose * sizeof(float), "batch");
     b->t = ep_malloc((size_t)B * sizeof(int), "batch");
     b->drop_ref = ep_malloc(B, "batch");
     b->drop_pose = ep_malloc(B, "batch");
 }
 
 static void free_buffers(BatchBuffers *b) {
-    free(b->x0), free(b->x), free(b->eps), free(b->eps_hat), free(b->deps);
-    free(b->ref), free(b->pose), free(b->t), free(b->drop_ref), free(b->drop_pose);
+    mem_free(b->x0), mem_free(b->x), mem_free(b->eps), mem_free(b->eps_hat), mem_free(b->deps);
+    mem_free(b->ref), mem_free(b->pose), free(b->t), free(b->drop_ref), free(b->drop_pose);
 }
 
 /* Draws B training tuples (clip, reference, pose, t, noise, dropout) from rng. */
@@ -134,17 +135,43 @@ static void make_dir(const char *dir) {
 
 /* ---- setup ---- */
 
+/* Ent-Prog's state travels as /schedule tables; `ranking` adds cei and order. */
+static double progress_vec[PROG_STATE_LEN], order_vec[512];
+
+static void add_arrays(CkptState *s, Trainer *tr, int with_progress) {
+    Prog *p = &tr->prog;
+    int L = p->L;
+    for (int b = 0; b < L; b++) order_vec[b] = p->order[b];
+    s->arrays[s->n_arrays++] = (CkptArray){"cei", p->cei, p->has_cei ? L : 0, 0, L, 0};
+    s->arrays[s->n_arrays++] = (CkptArray){"order", order_vec, p->has_cei ? L : 0, 0, L, 1};
+    if (!with_progress) return;
+    prog_pack(p, progress_vec);
+    s->arrays[s->n_arrays++] = (CkptArray){"stages", &p->rows[0][0], p->n_rows, PROG_ROW, PROG_MAX_STAGES, 0};
+    s->arrays[s->n_arrays++] = (CkptArray){"progress", progress_vec, 1, PROG_STATE_LEN, 1, 0};
+}
+
 static CkptState ckpt_state(Trainer *tr) {
     CkptState s = {.pt = &tr->model.pt, .shape = tr->model.shape, .params = tr->model.params,
-                   .m = tr->opt.m, .v = tr->opt.v, .ema = tr->ema, .step = tr->step,
-                   .samples_seen = tr->samples_seen, .n_rng = 1, .deck_text = tr->deck->text};
+                   .m = tr->opt.m, .v = tr->opt.v, .opt_off = tr->opt.off, .opt_t = tr->opt.t, .ema = tr->ema,
+                   .step = tr->step, .samples_seen = tr->samples_seen, .n_rng = 1, .deck_text = tr->deck->text};
     s.rng[0] = tr->rng;
+    add_arrays(&s, tr, 1);
     return s;
+}
+
+/* Copies what a loaded checkpoint said about the ranking back into the schedule. */
+static void take_ranking(Trainer *tr, const CkptState *s) {
+    Prog *p = &tr->prog;
+    if (s->arrays[0].rows != p->L || s->arrays[1].rows != p->L) return;
+    int order[512];
+    for (int b = 0; b < p->L; b++) order[b] = (int)order_vec[b];
+    prog_set_order(p, p->cei, order);
 }
 
 void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
     memset(tr, 0, sizeof *tr);
     tr->deck = deck;
+    tr->last_saved = -1;
     MPI_Comm_rank(MPI_COMM_WORLD, &tr->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &tr->world);
     const TrainConfig *tc = &deck->train;
@@ -159,18 +186,23 @@ void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
     tr->val = dataset_open(path, &deck->model, deck->data.frame_stride);
 
     model_create(&tr->model, &deck->model);
-    model_set_batch(&tr->model, tc->batch, deck->model.F);
-    optim_create(&tr->opt, strcmp(tc->optimizer, "sgd") == 0 ? OPT_SGD : OPT_ADAMW, tr->model.pt.total);
+    tr->mask = ep_malloc(tr->model.pt.n, "trainable mask");
+    prog_init(&tr->prog, deck);
+    optim_create(&tr->opt, strcmp(tc->optimizer, "sgd") == 0 ? OPT_SGD : OPT_ADAMW, &tr->model.pt);
     tr->opt.beta1 = tc->beta1, tr->opt.beta2 = tc->beta2, tr->opt.eps = tc->eps;
     tr->opt.weight_decay = tc->weight_decay, tr->opt.momentum = tc->momentum;
-    if (tc->ema > 0) tr->ema = ep_malloc(tr->model.pt.total * sizeof(float), "EMA weights");
+    if (tc->ema > 0) tr->ema = mem_alloc(tr->model.pt.total * sizeof(float), "EMA weights");
     diffusion_init(&tr->diff);
     alloc_buffers(&tr->buf, &tr->model.shape, tc->batch);
     rng_seed_stream(&tr->rng, tc->seed, STREAM_TRAIN);
 
     const char *how;
     if (resume) {
+        /* moments first: the file says which tensors have them */
+        ckpt_moment_mask(resume, &tr->model.pt, tr->mask);
+        optim_fit(&tr->opt, tr->mask);
         CkptState s = ckpt_state(tr);
+        s.m = tr->opt.m, s.v = tr->opt.v, s.opt_off = tr->opt.off;
         int flags = ckpt_load(resume, &s, MPI_COMM_WORLD);
         if (!(flags & CKPT_HAS_STATE) || !(flags & CKPT_HAS_OPT))
             ep_die("--resume '%s' is a weights file without training state; use train.init to start from it", resume);
@@ -180,11 +212,15 @@ void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
         tr->step = s.step;
         tr->samples_seen = s.samples_seen;
         tr->rng = s.rng[0];
-        tr->opt.t = s.step;
+        take_ranking(tr, &s);
+        tr->prog.n_rows = s.arrays[2].rows;
+        if (s.arrays[3].rows == 1) prog_unpack(&tr->prog, progress_vec);
         how = "resumed";
     } else if (tc->init[0]) {
         CkptState s = {.pt = &tr->model.pt, .shape = deck->model, .params = tr->model.params};
+        add_arrays(&s, tr, 0);
         ckpt_load(tc->init, &s, MPI_COMM_WORLD);
+        take_ranking(tr, &s);
         how = "initialised from train.init";
     } else {
         Rng init;
@@ -194,23 +230,37 @@ void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
     }
     if (tr->ema && !resume) memcpy(tr->ema, tr->model.params, tr->model.pt.total * sizeof(float));
 
+    /* the trainable set of the current state, then memory for it */
+    Prog *p = &tr->prog;
+    if (p->searching) {
+        prog_mask(p, &tr->model, p->cand[p->n_cand - 1], tr->mask);
+    } else {
+        prog_mask(p, &tr->model, p->m, tr->mask);
+    }
+    model_set_trainable(&tr->model, tr->mask, 1);
+    model_set_batch(&tr->model, tc->batch, deck->model.F);
+    if (!resume) optim_fit(&tr->opt, tr->mask);
+    if (p->uses_cei && !p->has_cei) stages_rank_blocks(tr, tc->init[0] ? tc->init : NULL);
+
     make_dir(tc->out_dir);
     guard_out_dir(tr, resume != NULL);
     snprintf(path, sizeof path, "%s/metrics.csv", tc->out_dir);
     tr->metrics = fopen(path, resume ? "a" : "w");
     if (!tr->metrics) ep_die("cannot write '%s': %s", path, strerror(errno));
-    if (ftell(tr->metrics) == 0) fprintf(tr->metrics, "kind,step,loss,grad_norm,lr,ms_per_step,samples_per_s,peak_rss_mib\n");
+    if (ftell(tr->metrics) == 0)
+        fprintf(tr->metrics, "kind,step,loss,grad_norm,lr,ms_per_step,samples_per_s,peak_rss_mib,stage,m,mem_peak_mib,train_s\n");
 
     if (tr->rank == 0) {
         char arch[96];
         shape_describe(&deck->model, arch, sizeof arch);
-        printf("entprog train: %s, %zu parameters, backend cpu, %s at step %lld\n", arch, tr->model.pt.total, how,
-               tr->step);
+        printf("entprog train: %s, %zu parameters, backend cpu, %s at step %lld, method %s\n", arch,
+               tr->model.pt.total, how, tr->step, prog_method_name(tr->prog.method));
         printf("  data %s (%d train / %d val videos), batch %d x %d frames, %d steps, out_dir %s\n", deck->data.dir,
                dataset_videos(tr->train), dataset_videos(tr->val), tc->batch, deck->model.F, tc->steps, tc->out_dir);
-        printf("  memory: parameters+gradients+optimizer %.1f MiB, activations %.1f MiB, backward scratch %.1f MiB\n",
-               tr->model.pt.total * 4.0 * (tr->opt.v ? 4 : 3) / 1048576.0, tr->model.act_floats * 4.0 / 1048576.0,
-               tr->model.scratch_floats * 4.0 / 1048576.0);
+        printf("  memory: parameters %.1f MiB, gradients %.1f MiB, optimizer %.1f MiB, activations %.1f MiB, "
+               "backward scratch %.1f MiB\n", tr->model.pt.total * 4.0 / 1048576.0,
+               tr->model.grad_cap * 4.0 / 1048576.0, tr->opt.size * 4.0 * (tr->opt.v ? 2 : 1) / 1048576.0,
+               tr->model.act_floats * 4.0 / 1048576.0, tr->model.scratch_floats * 4.0 / 1048576.0);
         fflush(stdout);
     }
 }
@@ -225,11 +275,11 @@ double trainer_step(Trainer *tr, double *gnorm, double *lr_used) {
     size_t n = x_numel(tr);
     model_forward(m, &batch, tr->buf.eps_hat);
     double loss = mse_loss(tr->buf.eps_hat, tr->buf.eps, tr->buf.deps, n);
-    memset(m->grads, 0, m->pt.total * sizeof(float));
+    memset(m->grads, 0, m->grad_size * sizeof(float));
     model_backward(m, &batch, tr->buf.deps);
-    *gnorm = grad_norm(m->grads, m->pt.total);
+    *gnorm = grad_norm(m->grads, m->grad_size);
     double lr = lr_at(tr->step, tc->lr, tc->warmup, strcmp(tc->lr_schedule, "cosine") == 0, tc->min_lr, tc->steps);
-    optim_step(&tr->opt, m->params, m->grads, lr, clip_scale(*gnorm, tc->grad_clip));
+    optim_step(&tr->opt, m->params, m->grads, m->grad_off, lr, clip_scale(*gnorm, tc->grad_clip));
     if (tr->ema) ema_update(tr->ema, m->params, m->pt.total, tc->ema);
     tr->step++;
     tr->samples_seen += m->B;
@@ -237,19 +287,34 @@ double trainer_step(Trainer *tr, double *gnorm, double *lr_used) {
     return loss;
 }
 
-double trainer_validate(Trainer *tr) {
-    const TrainConfig *tc = &tr->deck->train;
+/* Mean loss over `batches` batches drawn from a freshly seeded stream: the same
+ * clips, t and noise every call. */
+static double fixed_set_loss(Trainer *tr, uint64_t stream, int batches) {
     Rng rng;
-    rng_seed_stream(&rng, tc->seed, STREAM_VAL); /* the same clips, t and noise every time */
+    rng_seed_stream(&rng, tr->deck->train.seed, stream);
     double sum = 0;
     size_t n = x_numel(tr);
-    for (int k = 0; k < tc->val_batches; k++) {
+    for (int k = 0; k < batches; k++) {
         draw_batch(tr, tr->val, &rng, 0.0, 0.0);
         Batch batch = as_batch(&tr->buf);
         model_forward(&tr->model, &batch, tr->buf.eps_hat);
         sum += mse_loss(tr->buf.eps_hat, tr->buf.eps, NULL, n);
     }
-    return sum / tc->val_batches;
+    return sum / batches;
+}
+
+double trainer_validate(Trainer *tr) { return fixed_set_loss(tr, STREAM_VAL, tr->deck->train.val_batches); }
+double trainer_probe(Trainer *tr) { return fixed_set_loss(tr, STREAM_PROBE, tr->deck->prog.probe_batches); }
+
+void trainer_log_row(Trainer *tr, const char *kind, double loss, double gnorm, double lr, double ms) {
+    const Prog *p = &tr->prog;
+    if (!strcmp(kind, "val"))
+        fprintf(tr->metrics, "val,%lld,%.17g,,,,,,%d,%d,%.1f,%.3f\n", tr->step, loss, p->stage, p->m,
+                mem_peak() / 1048576.0, p->train_s);
+    else
+        fprintf(tr->metrics, "%s,%lld,%.17g,%.6g,%.6g,%.3f,%.3f,%.1f,%d,%d,%.1f,%.3f\n", kind, tr->step, loss, gnorm,
+                lr, ms, tr->model.B / (ms / 1e3), peak_rss_mib(), p->stage, p->m, mem_peak() / 1048576.0,
+                p->train_s);
 }
 
 static void prune_ckpts(const Trainer *tr) {
@@ -268,6 +333,7 @@ void trainer_save(Trainer *tr) {
     ckpt_path(tr, tr->step, path, sizeof path);
     CkptState s = ckpt_state(tr);
     ckpt_save(path, &s, MPI_COMM_WORLD);
+    tr->last_saved = tr->step;
     if (tr->rank == 0) {
         if (tr->deck->train.keep_ckpts > 0) prune_ckpts(tr);
         printf("checkpoint %s\n", path);
@@ -279,33 +345,43 @@ void trainer_run(Trainer *tr) {
     const TrainConfig *tc = &tr->deck->train;
     Progress prog;
     progress_start(&prog, "train", tc->steps - tr->step);
-    double t_window = now_s(), ms_sum = 0;
+    long long first = tr->step;
+    double ms_sum = 0;
     int in_window = 0;
     while (tr->step < tc->steps) {
+        long long before = tr->step;
+        stages_before_step(tr); /* an independent-trials search runs its steps in here */
+        if (tr->step != before) {
+            if (tc->ckpt_every > 0 && tr->step / tc->ckpt_every != before / tc->ckpt_every) trainer_save(tr);
+            if (tr->step >= tc->steps) break;
+        }
+        stages_pick_candidate(tr);
         double t0 = now_s(), gnorm, lr;
         double loss = trainer_step(tr, &gnorm, &lr);
-        double ms = 1e3 * (now_s() - t0);
+        double sec = now_s() - t0, ms = 1e3 * sec;
+        tr->prog.train_s += sec;
+        trainer_log_row(tr, tr->prog.searching ? "search" : "train", loss, gnorm, lr, ms);
+        stages_after_step(tr, sec);
         ms_sum += ms;
         in_window++;
-        double sps = tr->model.B / (ms / 1e3);
-        fprintf(tr->metrics, "train,%lld,%.17g,%.6g,%.6g,%.3f,%.3f,%.1f\n", tr->step, loss, gnorm, lr, ms, sps,
-                peak_rss_mib());
         if (tr->step % tc->log_every == 0 || tr->step == tc->steps) {
             double avg = ms_sum / in_window;
-            progress_line(&prog, tr->step - (tc->steps - prog.total),
-                          "step %lld/%d | loss %.6f | grad %.4f | lr %.2e | %.1f ms/step | %.2f samples/s | peak %.0f MiB",
-                          tr->step, tc->steps, loss, gnorm, lr, avg, tr->model.B / (avg / 1e3), peak_rss_mib());
-            ms_sum = 0, in_window = 0, t_window = now_s();
+            progress_line(&prog, tr->step - first,
+                          "step %lld/%d | loss %.6f | grad %.4f | lr %.2e | %.1f ms/step | %.2f samples/s | m %d | "
+                          "mem %.0f MiB | peak %.0f MiB",
+                          tr->step, tc->steps, loss, gnorm, lr, avg, tr->model.B / (avg / 1e3), tr->prog.m,
+                          mem_in_use() / 1048576.0, peak_rss_mib());
+            ms_sum = 0, in_window = 0;
         }
         if (tc->val_every > 0 && (tr->step % tc->val_every == 0 || tr->step == tc->steps)) {
             double v = trainer_validate(tr);
-            fprintf(tr->metrics, "val,%lld,%.17g,,,,,\n", tr->step, v);
+            trainer_log_row(tr, "val", v, 0, 0, 0);
             if (tr->rank == 0) printf("step %lld | val loss %.6f\n", tr->step, v);
         }
         fflush(tr->metrics);
         if ((tc->ckpt_every > 0 && tr->step % tc->ckpt_every == 0) || tr->step == tc->steps) trainer_save(tr);
     }
-    (void)t_window;
+    if (tr->last_saved != tr->step) trainer_save(tr); /* a search that ran to the end */
     progress_done(&prog);
 }
 
@@ -314,7 +390,8 @@ void trainer_free(Trainer *tr) {
     dataset_close(tr->train);
     dataset_close(tr->val);
     free_buffers(&tr->buf);
-    free(tr->ema);
+    mem_free(tr->ema);
+    free(tr->mask);
     optim_destroy(&tr->opt);
     model_destroy(&tr->model);
 }

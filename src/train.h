@@ -6,6 +6,7 @@
 #include "dataset.h"
 #include "deck.h"
 #include "diffusion.h"
+#include "entprog.h"
 #include "model.h"
 #include "optim.h"
 #include "rng.h"
@@ -28,6 +29,9 @@ typedef struct {
     BatchBuffers buf;
     FILE *metrics;
     int rank, world;
+    Prog prog;               /* what trains when (entprog.method) */
+    uint8_t *mask;           /* [pt.n] scratch for trainable masks */
+    long long last_saved;    /* step of the last checkpoint written (-1: none) */
 } Trainer;
 
 /* Sets up model, optimizer and data; resume (full checkpoint) or train.init (weights) or scratch. */
@@ -36,6 +40,22 @@ void trainer_setup(Trainer *tr, const Deck *deck, const char *resume);
 double trainer_step(Trainer *tr, double *gnorm, double *lr_used);
 /* Mean loss on the fixed validation set (same clips, t and noise every time). */
 double trainer_validate(Trainer *tr);
+/* Mean loss on the fixed Ent-Prog probe set (val split, own seed, fixed t and noise). */
+double trainer_probe(Trainer *tr);
 void trainer_save(Trainer *tr);
 void trainer_run(Trainer *tr);
+/* One metrics.csv row (kind: train | search | val). */
+void trainer_log_row(Trainer *tr, const char *kind, double loss, double gnorm, double lr, double ms);
+
+/* Ent-Prog stages (train_stages.c). */
+/* Before a step: starts a stage when one begins (may run a whole independent-trials search). */
+void stages_before_step(Trainer *tr);
+/* Inside a supernet window: picks this step's candidate and its trainable set. */
+void stages_pick_candidate(Trainer *tr);
+/* After a step that took `seconds`: supernet bookkeeping, decision at the window's end. */
+void stages_after_step(Trainer *tr, double seconds);
+/* Sets the model's trainable set and the optimizer's moments to m's mask. */
+void stages_apply(Trainer *tr, int m, int exact);
+/* The CEI ranking for a method that needs one: from the start checkpoint or computed. */
+void stages_rank_blocks(Trainer *tr, const char *init_path);
 void trainer_free(Trainer *tr);
