@@ -106,10 +106,11 @@ void param_init(const ParamTable *t, const ModelShape *m, float *w, Rng *rng) {
         if (p->ndim == 1) continue;
         if (i == t->t_w1 || i == t->t_w2) { normal(x, p, 0.02f, rng); continue; }
         if (i == t->pg_zero_w || i == t->f_ada_w || i == t->f_lin_w) continue;
-        if (p->block >= 0) {
-            int k = i - t->blk0 - p->block * BP_COUNT;
-            if (k == BP_ADA_W || k == BP_TPROJ_W) continue;
-        }
+        /* attn_t.proj gets Xavier, not MODEL.md's zero: with its gate_t also zero
+         * (W_ada is zero) neither could ever receive a gradient and the temporal
+         * branch would stay dead forever; gate_t = 0 alone keeps every block the
+         * identity at initialisation (docs/model.md, "Choices"). */
+        if (p->block >= 0 && i - t->blk0 - p->block * BP_COUNT == BP_ADA_W) continue;
         xavier(x, p, rng);
     }
 }
