@@ -93,6 +93,7 @@ static const KeyDef KEYS[] = {
     INT("entprog", "cei_n", prog.cei_n, 1),
     ENUM("entprog", "timing", prog.timing, "wall|cost"),
     INT("entprog", "train_inputs", prog.train_inputs, 0),
+    INT("entprog", "reverse", prog.reverse, 0),
     U64("entprog", "seed", prog.seed),
 };
 #define NKEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
@@ -238,6 +239,7 @@ static void check_deck(const Deck *d, const char *label) {
                label, d->train.val_every);
     if (d->train.val_every > 0 && d->data.n_val < 1)
         ep_die("deck '%s': train.val_every = %d needs data.n_val >= 1 validation videos", label, d->train.val_every);
+    if (d->prog.reverse > 1) ep_die("deck '%s': entprog.reverse = %d must be 0 or 1", label, d->prog.reverse);
     if (d->prog.train_inputs > 1)
         ep_die("deck '%s': entprog.train_inputs = %d must be 0 or 1", label, d->prog.train_inputs);
     if (d->prog.static_m > d->model.L)

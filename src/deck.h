@@ -47,6 +47,7 @@ typedef struct {
     int cei_n;                /* CEI probe tuples when the start checkpoint has no ranking */
     char timing[16];          /* wall (measured) | cost (deterministic model of a step's cost) */
     int train_inputs;         /* 1: t_embed, x_embed, pose_guider train too (backward reaches the input) */
+    int reverse;              /* 1: use the order backwards (e.g. the bottom-m CEI blocks) */
     uint64_t seed;            /* random order (method random) */
 } ProgConfig;
 

@@ -43,6 +43,7 @@ void prog_init(Prog *p, const Deck *d) {
     p->uses_cei = p->method == PM_ENTPROG || p->method == PM_STATIC || p->method == PM_LINEAR;
     p->supernet = !strcmp(g->search, "supernet");
     p->train_inputs = g->train_inputs;
+    p->reverse = g->reverse;
     p->window = g->search_steps;
     p->max_cand = g->max_candidates;
     if (p->max_cand > PROG_MAX_CAND) ep_die("entprog.max_candidates = %d: at most %d", p->max_cand, PROG_MAX_CAND);
@@ -68,13 +69,20 @@ void prog_init(Prog *p, const Deck *d) {
             p->order[j] = t;
         }
     }
+    if (p->reverse)
+        for (int i = 0; i < p->L / 2; i++) {
+            int t = p->order[i];
+            p->order[i] = p->order[p->L - 1 - i];
+            p->order[p->L - 1 - i] = t;
+        }
     p->stage = -1;
     p->m = p->method == PM_STATIC ? (g->static_m ? g->static_m : (p->L + 1) / 2) : 0;
 }
 
 void prog_set_order(Prog *p, const double *cei, const int *order) {
     memcpy(p->cei, cei, p->L * sizeof(double));
-    memcpy(p->order, order, p->L * sizeof(int));
+    memcpy(p->ranking, order, p->L * sizeof(int));
+    for (int i = 0; i < p->L; i++) p->order[i] = order[p->reverse ? p->L - 1 - i : i];
     p->has_cei = 1;
 }
 

@@ -21,8 +21,9 @@ typedef struct {
     int adaptive;                 /* the method searches m at each stage start */
     int uses_cei;                 /* the order comes from CEI */
     int supernet;                 /* search form: 1 supernet, 0 independent trials */
-    int train_inputs, window;
-    int order[512];               /* blocks, highest priority first */
+    int train_inputs, window, reverse;
+    int order[512];               /* blocks, first to unfreeze first (after entprog.reverse) */
+    int ranking[512];             /* the CEI ranking as computed, highest pi first */
     double cei[512];
     int has_cei;
     int grid[512], n_grid, max_cand;

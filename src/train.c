@@ -141,7 +141,7 @@ static double progress_vec[PROG_STATE_LEN], order_vec[512];
 static void add_arrays(CkptState *s, Trainer *tr, int with_progress) {
     Prog *p = &tr->prog;
     int L = p->L;
-    for (int b = 0; b < L; b++) order_vec[b] = p->order[b];
+    for (int b = 0; b < L; b++) order_vec[b] = p->ranking[b];
     s->arrays[s->n_arrays++] = (CkptArray){"cei", p->cei, p->has_cei ? L : 0, 0, L, 0};
     s->arrays[s->n_arrays++] = (CkptArray){"order", order_vec, p->has_cei ? L : 0, 0, L, 1};
     if (!with_progress) return;

@@ -133,6 +133,8 @@ static void run_trials(Trainer *tr, int k) {
     stages_apply(tr, p->m, 1);
     snap_free(&start);
     snap_free(&best);
+    if (root(tr)) printf("stage %d search peak memory (allocator): %.1f MiB\n", k + 1, mem_peak() / 1048576.0);
+    mem_reset_peak(); /* from here the stage's own peak */
     prog_record(p, k, first, p->m, p->cand, ce, p->n_cand);
     report_stage(tr, k, ce);
 }
@@ -214,7 +216,9 @@ void stages_after_step(Trainer *tr, double seconds) {
     int win = prog_pick(p, ce);
     p->searching = 0;
     p->m = p->cand[win];
+    if (root(tr)) printf("stage %d search window peak memory (allocator): %.1f MiB\n", p->stage + 1, mem_peak() / 1048576.0);
     stages_apply(tr, p->m, 1);
+    mem_reset_peak(); /* from here the stage's own peak */
     prog_record(p, p->stage, p->search_end - p->window, p->m, p->cand, ce, p->n_cand);
     report_stage(tr, p->stage, ce);
 }
