@@ -16,7 +16,12 @@ static void usage(FILE *out) {
             "  grad --weights W.h5 --inputs IN.h5 --out OUT.h5\n"
             "                                      loss and the gradient of every parameter\n"
             "  cei <deck> --ckpt CKPT [--n N] [--out DIR]\n"
-            "                                      CEI score of every block (Ent-Prog), stored in CKPT\n");
+            "                                      CEI score of every block (Ent-Prog), stored in CKPT\n"
+            "  sample <deck> --ckpt CKPT [--steps S] [--eta E] [--guidance W] [--n N] [--input FILE]\n"
+            "         [--out DIR] [--seed K] [--ema]\n"
+            "                                      generate videos (DDIM) for test videos: samples.h5, GIFs, grid.png\n"
+            "  eval --samples DIR/samples.h5 [--out FILE.json]\n"
+            "                                      SSIM, PSNR, L1 and temporal metrics of generated videos\n");
 }
 
 int main(int argc, char **argv) {
@@ -30,6 +35,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[1], "grad")) rc = cmd_grad(argc - 1, argv + 1);
     else if (!strcmp(argv[1], "datagen")) rc = cmd_datagen(argc - 1, argv + 1);
     else if (!strcmp(argv[1], "cei")) rc = cmd_cei(argc - 1, argv + 1);
+    else if (!strcmp(argv[1], "sample")) rc = cmd_sample(argc - 1, argv + 1);
+    else if (!strcmp(argv[1], "eval")) rc = cmd_eval(argc - 1, argv + 1);
     else {
         fprintf(stderr, "entprog: error: unknown command '%s'\n", argv[1]);
         usage(stderr);

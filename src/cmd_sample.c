@@ -1,0 +1,269 @@
+/* entprog sample <deck> --ckpt CKPT [--steps S] [--eta E] [--guidance W]
+ *                [--n N] [--input FILE] [--out DIR] [--seed K] [--ema]
+ * Generates videos for the first N videos of the test split (or of --input)
+ * and writes <out>/samples.h5, <out>/sample_<i>.gif and <out>/grid.png
+ * (docs/sampling.md). Several MPI ranks split the samples; rank 0 writes. */
+#define _POSIX_C_SOURCE 200809L
+#include "checkpoint.h"
+#include "commands.h"
+#include "deck.h"
+#include "die.h"
+#include "h5util.h"
+#include "sample.h"
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SAMPLE_USAGE \
+    "usage: entprog sample <deck> --ckpt CKPT [--steps S] [--eta E] [--guidance W] [--n N] [--input FILE] " \
+    "[--out DIR] [--seed K] [--ema]"
+#define SAMPLES_FORMAT_VERSION 1
+#define DEFAULT_STEPS 50
+#define DEFAULT_N 8
+
+typedef struct {
+    const char *deck, *ckpt, *input, *out;
+    DdimConfig ddim;
+    int n;              /* 0: min(DEFAULT_N, videos) */
+    int has_seed, ema;
+    uint64_t seed;
+} SampleArgs;
+
+static long long parse_int(const char *opt, const char *s, long long lo, long long hi) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        ep_die("sample: %s '%s' is not a whole number in [%lld, %lld] (%s)", opt, s, lo, hi, SAMPLE_USAGE);
+    return v;
+}
+
+static double parse_real(const char *opt, const char *s) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v)) ep_die("sample: %s '%s' is not a finite number (%s)", opt, s, SAMPLE_USAGE);
+    return v;
+}
+
+static uint64_t parse_seed(const char *s) {
+    return (uint64_t)parse_int("--seed", s, 0, LLONG_MAX);
+}
+
+static int takes_value(const char *o) {
+    static const char *opts[] = {"--ckpt", "--steps", "--eta", "--guidance", "--n", "--input", "--out", "--seed"};
+    for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
+        if (!strcmp(o, opts[i])) return 1;
+    return 0;
+}
+
+static SampleArgs parse_args(int argc, char **argv) {
+    SampleArgs a = {.ddim = {DEFAULT_STEPS, 0.0, 1.0}};
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        if (takes_value(o) && i + 1 >= argc) ep_die("sample: %s needs a value (%s)", o, SAMPLE_USAGE);
+        if (!strcmp(o, "--ckpt")) a.ckpt = argv[++i];
+        else if (!strcmp(o, "--steps")) a.ddim.steps = (int)parse_int(o, argv[++i], 1, DIFFUSION_T);
+        else if (!strcmp(o, "--eta")) a.ddim.eta = parse_real(o, argv[++i]);
+        else if (!strcmp(o, "--guidance")) a.ddim.guidance = parse_real(o, argv[++i]);
+        else if (!strcmp(o, "--n")) a.n = (int)parse_int(o, argv[++i], 1, INT_MAX);
+        else if (!strcmp(o, "--input")) a.input = argv[++i];
+        else if (!strcmp(o, "--out")) a.out = argv[++i];
+        else if (!strcmp(o, "--seed")) a.seed = parse_seed(argv[++i]), a.has_seed = 1;
+        else if (!strcmp(o, "--ema")) a.ema = 1;
+        else if (o[0] == '-') ep_die("sample: unknown option '%s' (%s)", o, SAMPLE_USAGE);
+        else if (!a.deck) a.deck = o;
+        else ep_die("sample: unexpected argument '%s' (one deck only; %s)", o, SAMPLE_USAGE);
+    }
+    if (!a.deck) ep_die("sample: no input deck given (%s)", SAMPLE_USAGE);
+    if (!a.ckpt) ep_die("sample: --ckpt is required: the checkpoint to sample from (%s)", SAMPLE_USAGE);
+    ddim_check(&a.ddim, "sample");
+    return a;
+}
+
+/* dir/name into buf, refusing paths that do not fit. */
+static void join(char *buf, size_t n, const char *dir, const char *name) {
+    int k = snprintf(buf, n, "%s/%s", dir, name);
+    if (k < 0 || (size_t)k >= n) ep_die("sample: path '%s/%s' is too long", dir, name);
+}
+
+/* mkdir -p, so --out may name a new folder. */
+static void make_folder(const char *dir) {
+    char buf[DECK_PATH_MAX + 64];
+    if ((size_t)snprintf(buf, sizeof buf, "%s", dir) >= sizeof buf) ep_die("sample: --out '%s' is too long", dir);
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p) continue;
+        char c = *p;
+        *p = 0;
+        if (mkdir(buf, 0775) != 0 && errno != EEXIST) ep_die("sample: cannot create folder '%s': %s", buf, strerror(errno));
+        if (!c) break;
+        *p = c;
+    }
+}
+
+/* Default output folder: "samples" next to the checkpoint. */
+static void default_out(const char *ckpt, char *out, size_t n) {
+    const char *slash = strrchr(ckpt, '/');
+    if (!slash) snprintf(out, n, "samples");
+    else snprintf(out, n, "%.*s/samples", (int)(slash - ckpt), ckpt);
+}
+
+/* The checkpoint's weights (or its EMA weights) in a model of the deck's shape and batch. */
+static void load_model(Model *m, const Deck *deck, const char *ckpt, int ema) {
+    if (access(ckpt, R_OK) != 0) ep_die("sample: --ckpt '%s': %s", ckpt, strerror(errno));
+    model_create(m, &deck->model);
+    float *ema_buf = ema ? ep_malloc(m->pt.total * sizeof(float), "EMA weights") : NULL;
+    CkptState st = {.pt = &m->pt, .shape = deck->model, .params = m->params, .ema = ema_buf};
+    int flags = ckpt_load(ckpt, &st, MPI_COMM_NULL);
+    if (ema && !(flags & CKPT_HAS_EMA))
+        ep_die("sample: --ema: checkpoint '%s' has no /ema weights (trained with train.ema = 0)", ckpt);
+    if (ema) memcpy(m->params, ema_buf, m->pt.total * sizeof(float));
+    free(ema_buf);
+    model_set_batch(m, deck->train.batch, deck->model.F);
+}
+
+/* "pixel" or the dataset's latent_space attribute ("" when absent). */
+static void latent_space(const char *path, char *buf, size_t n) {
+    hid_t f = h5_open_read(path, MPI_COMM_NULL);
+    buf[0] = 0;
+    if (h5_has_attr(f, "/", "latent_space")) {
+        char *s = h5_get_attr_str(f, path, "/", "latent_space");
+        snprintf(buf, n, "%s", s);
+        free(s);
+    }
+    h5_close(f);
+}
+
+static void write_dims5(hid_t f, const char *name, const float *x, int N, int F, int C, int H, int W) {
+    hsize_t d[5] = {(hsize_t)N, (hsize_t)F, (hsize_t)C, (hsize_t)H, (hsize_t)W};
+    h5_write_f32(f, name, x, 5, d, 0);
+}
+
+typedef struct {
+    const SampleArgs *a;
+    const Deck *deck;
+    const char *input, *space;
+    uint64_t seed;
+    const int *video;
+} RunInfo;
+
+static void write_attrs(hid_t f, const RunInfo *r, int N) {
+    h5_attr_int(f, "/", "format_version", SAMPLES_FORMAT_VERSION);
+    h5_attr_int(f, "/", "steps", r->a->ddim.steps);
+    h5_attr_double(f, "/", "eta", r->a->ddim.eta);
+    h5_attr_double(f, "/", "guidance", r->a->ddim.guidance);
+    h5_attr_int(f, "/", "seed", (long long)r->seed); /* < 2^63: checked when chosen */
+    h5_attr_str(f, "/", "checkpoint", r->a->ckpt);
+    h5_attr_str(f, "/", "weights", r->a->ema ? "ema" : "model");
+    h5_attr_str(f, "/", "input", r->input);
+    h5_attr_str(f, "/", "latent_space", r->space);
+    h5_attr_int(f, "/", "n", N);
+    h5_attr_int(f, "/", "reference_frame", SAMPLE_REF_FRAME);
+    h5_attr_int(f, "/", "frame_stride", r->deck->data.frame_stride);
+    h5_attr_double(f, "/", "fps", r->deck->data.fps);
+}
+
+/* samples.h5 through a temporary name, so a crash leaves no half-written file. */
+static void write_samples_h5(const char *path, const SampleSet *s, const RunInfo *r) {
+    char tmp[DECK_PATH_MAX + 80];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    hid_t f = h5_create(tmp, MPI_COMM_NULL);
+    write_attrs(f, r, s->N);
+    int N = s->N, F = s->F;
+    write_dims5(f, "/generated", s->generated, N, F, s->C, s->H, s->W);
+    write_dims5(f, "/ground_truth", s->truth, N, F, s->C, s->H, s->W);
+    hsize_t dr[4] = {(hsize_t)N, (hsize_t)s->C, (hsize_t)s->H, (hsize_t)s->W};
+    h5_write_f32(f, "/reference", s->reference, 4, dr, 0);
+    hsize_t dfr[5] = {(hsize_t)N, (hsize_t)F, 3, (hsize_t)s->H, (hsize_t)s->W};
+    h5_write_u8(f, "/generated_frames", s->gen_frames, 5, dfr, 0);
+    h5_write_u8(f, "/ground_truth_frames", s->truth_frames, 5, dfr, 0);
+    hsize_t drf[4] = {(hsize_t)N, 3, (hsize_t)s->H, (hsize_t)s->W};
+    h5_write_u8(f, "/reference_frames", s->ref_frames, 4, drf, 0);
+    hsize_t dp[5] = {(hsize_t)N, (hsize_t)F, (hsize_t)s->Cp, (hsize_t)s->sH, (hsize_t)s->sW};
+    h5_write_u8(f, "/pose", s->pose, 5, dp, 0);
+    hsize_t dn = (hsize_t)N, ds = (hsize_t)r->a->ddim.steps;
+    h5_write_i32(f, "/video", (const int32_t *)r->video, 1, &dn, 0);
+    int32_t *ts = ep_malloc(ds * sizeof(int32_t), "timesteps");
+    ddim_timesteps((int)ds, (int *)ts);
+    h5_write_i32(f, "/timesteps", ts, 1, &ds, 0);
+    free(ts);
+    h5_close(f);
+    if (rename(tmp, path) != 0) ep_die("sample: cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+}
+
+static void write_outputs(const char *out, SampleSet *s, Dataset *ds, const RunInfo *r) {
+    char path[DECK_PATH_MAX + 64];
+    sample_read_truth(ds, s);
+    sample_make_frames(s);
+    join(path, sizeof path, out, "samples.h5");
+    write_samples_h5(path, s, r);
+    for (int i = 0; i < s->N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "sample_%d.gif", i);
+        join(path, sizeof path, out, name);
+        sample_write_gif(path, s, i, r->deck->data.fps);
+    }
+    join(path, sizeof path, out, "grid.png");
+    sample_write_grid(path, s);
+    printf("wrote %s/samples.h5, %s/sample_{0..%d}.gif and %s/grid.png\n", out, out, s->N - 1, out);
+}
+
+/* N: --n, or up to DEFAULT_N videos of the file. */
+static int sample_count(const SampleArgs *a, Dataset *ds, const char *input) {
+    int have = dataset_videos(ds);
+    if (a->n > have) ep_die("sample: --n %d but '%s' holds only %d videos", a->n, input, have);
+    return a->n ? a->n : have < DEFAULT_N ? have : DEFAULT_N;
+}
+
+int cmd_sample(int argc, char **argv) {
+    SampleArgs a = parse_args(argc, argv);
+    int rank = 0, world = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &world);
+    Deck deck;
+    deck_load(&deck, a.deck);
+    char input[DECK_PATH_MAX + 64], out[DECK_PATH_MAX + 64], space[64];
+    if (a.input) snprintf(input, sizeof input, "%s", a.input);
+    else join(input, sizeof input, deck.data.dir, "test.h5");
+    if (a.out) snprintf(out, sizeof out, "%s", a.out);
+    else default_out(a.ckpt, out, sizeof out);
+    Model m;
+    load_model(&m, &deck, a.ckpt, a.ema);
+    Dataset *ds = dataset_open(input, &deck.model, deck.data.frame_stride);
+    latent_space(input, space, sizeof space);
+    if (strcmp(space, "pixel") && rank == 0)
+        ep_warn("sample: '%s' has latent_space '%s', not 'pixel': the pictures show latent channels, not decoded frames",
+                input, space);
+    int N = sample_count(&a, ds, input);
+    if (rank == 0) make_folder(out);
+    uint64_t seed = a.has_seed ? a.seed : deck.train.seed;
+    if (seed > (uint64_t)LLONG_MAX) /* samples.h5 keeps it as an int64 attribute */
+        ep_die("sample: the deck's train.seed %llu is 2^63 or more; give --seed below 2^63",
+               (unsigned long long)seed);
+    if (rank == 0) {
+        printf("entprog sample: %s (%s weights) on %d videos of %s: %d DDIM steps, eta %g, guidance %g, seed %llu, "
+               "batch %d, %d rank(s)\n", a.ckpt, a.ema ? "EMA" : "model", N, input, a.ddim.steps, a.ddim.eta,
+               a.ddim.guidance, (unsigned long long)seed, m.B, world);
+        fflush(stdout);
+    }
+    SampleSet s;
+    sample_set_alloc(&s, &deck.model, N);
+    sample_generate(&m, ds, &a.ddim, seed, &s, MPI_COMM_WORLD);
+    if (rank == 0) {
+        int *video = ep_malloc((size_t)N * sizeof(int), "video indices");
+        for (int i = 0; i < N; i++) video[i] = i;
+        RunInfo r = {&a, &deck, input, space, seed, video};
+        write_outputs(out, &s, ds, &r);
+        free(video);
+    }
+    sample_set_free(&s);
+    dataset_close(ds);
+    model_destroy(&m);
+    deck_free(&deck);
+    return 0;
+}
