@@ -8,6 +8,7 @@
  * back exactly. A comm of MPI_COMM_NULL means one process without MPI-IO. */
 #include "checkpoint.h"
 #include "checksum.h"
+#include "dp.h"
 #include "die.h"
 #include "h5util.h"
 #include <errno.h>
@@ -24,6 +25,11 @@ static int comm_rank(MPI_Comm c) { int r = 0; if (c != MPI_COMM_NULL) MPI_Comm_r
 static int comm_size(MPI_Comm c) { int n = 1; if (c != MPI_COMM_NULL) MPI_Comm_size(c, &n); return n; }
 static void comm_barrier(MPI_Comm c) { if (c != MPI_COMM_NULL) MPI_Barrier(c); }
 static void comm_bcast(void *buf, int bytes, MPI_Comm c) { if (c != MPI_COMM_NULL) MPI_Bcast(buf, bytes, MPI_BYTE, 0, c); }
+static uint64_t comm_sum_u64(uint64_t v, MPI_Comm c) {
+    unsigned long long in = v, out = v;
+    if (c != MPI_COMM_NULL) MPI_Allreduce(&in, &out, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, c);
+    return out;
+}
 
 /* The root hyper-parameter attributes, in file order. */
 static const struct { const char *name; size_t off; } SHAPE_ATTRS[] = {
@@ -51,22 +57,42 @@ static void dims_of(const ParamInfo *p, hsize_t *dims) {
 /* ------------------------------------------------------------------------- */
 /* save */
 
-/* Tensor i of a buffer: at off[i] when a layout is given ((size_t)-1: absent), else at its parameter offset. */
-static size_t where(const ParamTable *pt, const size_t *off, int i) { return off ? off[i] : pt->info[i].offset; }
+/* Which part of tensor p this rank stores: the intersection of the tensor's
+ * flat range with the rank's own range of the parameter space (dp_range),
+ * relative to the tensor's start. */
+static void own_part(const ParamInfo *p, size_t lo, size_t hi, size_t *a, size_t *b) {
+    size_t s = p->offset, e = p->offset + p->numel;
+    size_t x = s > lo ? s : lo, y = e < hi ? e : hi;
+    *a = x < y ? x - s : 0;
+    *b = x < y ? y - s : 0;
+}
 
+/* Where this rank's part of tensor i is in a buffer: a replicated buffer
+ * (off NULL: parameters, EMA, dense moments) holds the whole tensor at its
+ * parameter offset; a sharded one (ZeRO-1 moments) holds only this rank's part
+ * at off[i], and off[i] == (size_t)-1 means the tensor has none anywhere. */
+static const float *part_ptr(const ParamTable *pt, const float *x, const size_t *off, int i, size_t a) {
+    return off ? x + off[i] : x + pt->info[i].offset + a;
+}
+
+/* Every rank writes its part of every tensor of the group (collective). */
 static void write_group(hid_t f, const char *group, const ParamTable *pt, const float *x, const size_t *off,
-                        Checksum *ck, int me) {
+                        Checksum *ck, MPI_Comm comm) {
     char path[CKPT_PATH_MAX];
     hsize_t dims[4];
+    size_t lo, hi;
+    dp_range(pt->total, comm_rank(comm), comm_size(comm), &lo, &hi);
     for (int i = 0; i < pt->n; i++) {
         const ParamInfo *p = &pt->info[i];
-        size_t o = where(pt, off, i);
-        if (o == (size_t)-1) continue; /* a frozen tensor that never trained has no moments */
+        if (off && off[i] == (size_t)-1) continue; /* a frozen tensor that never trained has no moments */
+        size_t a, b;
+        own_part(p, lo, hi, &a, &b);
         tensor_path(path, sizeof path, group, p->name);
         dims_of(p, dims);
-        h5_write_f32(f, path, x + o, p->ndim, dims, 0);
-        /* rank 0's bytes are the ones stored: it alone sums them */
-        if (me == 0) checksum_add(ck, path, x + o, p->numel * sizeof(float));
+        h5_create_f32(f, path, p->ndim, dims);
+        const float *src = part_ptr(pt, x, off, i, a);
+        h5_write_f32_range(f, path, src, a, b);
+        checksum_add_range(ck, path, a, src, b - a);
     }
 }
 
@@ -89,7 +115,6 @@ static void write_arrays(hid_t f, const CkptState *s) {
         }
     }
 }
-
 static void read_arrays(hid_t f, const char *file, CkptState *s) {
     char path[CKPT_PATH_MAX];
     for (int a = 0; a < s->n_arrays; a++) {
@@ -212,7 +237,7 @@ void ckpt_save(const char *path, const CkptState *s, MPI_Comm comm) {
     const float *bufs[N_GROUPS] = {s->params, s->m, s->v, s->ema};
     if (!s->m && s->v) ep_die("internal: checkpoint '%s' has AdamW second moments without first moments", path);
     for (int g = 0; g < N_GROUPS; g++)
-        if (bufs[g]) write_group(f, GROUPS[g], s->pt, bufs[g], g == G_M || g == G_V ? s->opt_off : NULL, &ck, me);
+        if (bufs[g]) write_group(f, GROUPS[g], s->pt, bufs[g], g == G_M || g == G_V ? s->opt_off : NULL, &ck, comm);
     if (s->opt_t) {
         double *t = ep_malloc(s->pt->n * sizeof(double), "optimizer counts");
         for (int i = 0; i < s->pt->n; i++) t[i] = (double)s->opt_t[i];
@@ -221,7 +246,7 @@ void ckpt_save(const char *path, const CkptState *s, MPI_Comm comm) {
         free(t);
     }
     write_arrays(f, s);
-    comm_bcast(&ck.h, (int)sizeof ck.h, comm);
+    ck.h = comm_sum_u64(ck.h, comm); /* each rank hashed the part it wrote */
     h5_attr_u64_array(f, "/", "checksum", &ck.h, 1);
     if (H5Fclose(f) < 0) ep_die("cannot write checkpoint '%s': closing '%s' failed (disk full?)", path, tmp);
     comm_barrier(comm);
@@ -275,11 +300,15 @@ static void check_no_extras(hid_t f, const char *path, const char *group, const 
 }
 
 /* Reads the tensors of one group present in the file (all of them for
- * /model) into x, or into scratch when x is NULL (they still enter the sum). */
+ * /model): a replicated buffer gets whole tensors, a sharded one this rank's
+ * parts, no buffer (or no slot) a read into scratch. Only this rank's part of
+ * each tensor enters its checksum, so the ranks' sums add up to the file's. */
 static void read_group(hid_t f, const char *path, const char *group, const ParamTable *pt, float *x,
-                       const size_t *off, float *scratch, int required, Checksum *ck) {
+                       const size_t *off, float *scratch, int required, Checksum *ck, MPI_Comm comm) {
     char name[CKPT_PATH_MAX];
     hsize_t dims[4];
+    size_t lo, hi;
+    dp_range(pt->total, comm_rank(comm), comm_size(comm), &lo, &hi);
     check_no_extras(f, path, group, pt);
     for (int i = 0; i < pt->n; i++) {
         const ParamInfo *p = &pt->info[i];
@@ -288,11 +317,17 @@ static void read_group(hid_t f, const char *path, const char *group, const Param
             if (required) ep_die("checkpoint '%s' lacks the tensor %s", path, name);
             continue;
         }
-        size_t o = where(pt, off, i);
-        float *dst = x && o != (size_t)-1 ? x + o : scratch; /* no slot: read only for the checksum */
+        size_t a, b;
+        own_part(p, lo, hi, &a, &b);
         dims_of(p, dims);
-        h5_read_f32(f, path, name, dst, p->ndim, dims);
-        checksum_add(ck, name, dst, p->numel * sizeof(float));
+        if (x && !off) { /* replicated: the whole tensor */
+            h5_read_f32(f, path, name, x + p->offset, p->ndim, dims);
+            checksum_add_range(ck, name, a, x + p->offset + a, b - a);
+        } else {
+            float *dst = x && off[i] != (size_t)-1 ? x + off[i] : scratch;
+            h5_read_f32_range(f, path, name, dst, p->ndim, dims, a, b);
+            checksum_add_range(ck, name, a, dst, b - a);
+        }
     }
 }
 
@@ -313,6 +348,9 @@ int ckpt_load(const char *path, CkptState *s, MPI_Comm comm) {
         long long v = h5_get_attr_int(f, path, "/", "format_version");
         if (v > CKPT_FORMAT_VERSION)
             ep_die("checkpoint '%s' has format_version %lld; this build reads up to %d", path, v, CKPT_FORMAT_VERSION);
+        if (v < 2 && h5_has_attr(f, "/", "checksum"))
+            ep_die("checkpoint '%s' has format_version %lld, whose checksum this build no longer computes; "
+                   "load its weights through a bare weights file or write it again", path, v);
     }
     check_shape(f, path, &s->shape);
     int has_state = h5_exists(f, "/state"), has_sum = h5_has_attr(f, "/", "checksum");
@@ -338,12 +376,13 @@ int ckpt_load(const char *path, CkptState *s, MPI_Comm comm) {
     for (int g = 0; g < N_GROUPS; g++)
         if (present[g])
             read_group(f, path, GROUPS[g], s->pt, dst[g], g == G_M || g == G_V ? s->opt_off : NULL, scratch,
-                       g == G_MODEL, &ck);
+                       g == G_MODEL, &ck, comm);
     free(scratch);
 
     if (has_sum) {
         uint64_t want;
         h5_get_attr_u64_array(f, path, "/", "checksum", &want, 1);
+        ck.h = comm_sum_u64(ck.h, comm);
         if (want != ck.h) ep_die("checkpoint '%s' failed its checksum (corrupt?)", path);
     }
     if (s->opt_t) {

@@ -8,7 +8,7 @@
 #include "rng.h"
 #include "shape.h"
 
-#define CKPT_FORMAT_VERSION 1
+#define CKPT_FORMAT_VERSION 2 /* 2: additive, shard-friendly checksum */
 #define CKPT_MAX_RNG 4
 
 #define CKPT_MAX_ARRAYS 8

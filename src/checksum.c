@@ -1,41 +1,27 @@
 #include "checksum.h"
 #include <string.h>
 
-#define FNV_BASIS 0xcbf29ce484222325ull
-#define FNV_PRIME 0x100000001b3ull
-
-static inline uint64_t mix(uint64_t h, uint64_t w) { return (h ^ w) * FNV_PRIME; }
-
-/* Little-endian load of up to 8 bytes, zero-padded (memcpy: no alignment needs). */
-static inline uint64_t load_le(const unsigned char *p, size_t n) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    uint64_t w = 0;
-    memcpy(&w, p, n); /* one load on the usual hosts */
-    return w;
-#else
-    uint64_t w = 0;
-    for (size_t i = n; i-- > 0;) w = (w << 8) | p[i];
-    return w;
-#endif
+static uint64_t fnv1a(const char *s) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return h;
 }
 
-uint64_t checksum_digest(const void *data, size_t nbytes) {
-    const unsigned char *p = data;
-    uint64_t l[4] = {FNV_BASIS, FNV_BASIS ^ 1, FNV_BASIS ^ 2, FNV_BASIS ^ 3};
-    size_t nw = nbytes / 8, i = 0;
-    /* Four independent multiply chains: the CPU overlaps them. */
-    for (; i + 4 <= nw; i += 4)
-        for (int j = 0; j < 4; j++) l[j] = mix(l[j], load_le(p + 8 * (i + j), 8));
-    for (; i < nw; i++) l[i % 4] = mix(l[i % 4], load_le(p + 8 * i, 8));
-    if (nbytes % 8) l[i % 4] = mix(l[i % 4], load_le(p + 8 * i, nbytes % 8));
-    uint64_t d = mix(FNV_BASIS, (uint64_t)nbytes);
-    for (int j = 0; j < 4; j++) d = mix(d, l[j]);
-    return d;
+static inline uint64_t splitmix(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
 }
 
-void checksum_init(Checksum *c) { c->h = FNV_BASIS; }
+void checksum_init(Checksum *c) { c->h = 0; }
 
-void checksum_add(Checksum *c, const char *name, const void *data, size_t nbytes) {
-    c->h = mix(c->h, checksum_digest(name, strlen(name)));
-    c->h = mix(c->h, checksum_digest(data, nbytes));
+void checksum_add_range(Checksum *c, const char *name, size_t first, const float *x, size_t n) {
+    uint64_t key = fnv1a(name), sum = 0;
+#pragma omp parallel for reduction(+ : sum) if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        uint32_t w;
+        memcpy(&w, x + i, sizeof w);
+        sum += splitmix((key + (uint64_t)(first + i) * 0x9E3779B97F4A7C15ull) ^ w);
+    }
+    c->h += sum;
 }

@@ -1,22 +1,25 @@
-/* The checkpoint checksum: a 64-bit hash of every stored tensor, so a loader
- * can refuse a file whose bytes changed after it was written.
+/* The checkpoint checksum: a 64-bit sum that a loader recomputes to refuse a
+ * file whose tensor bytes changed after it was written.
  *
- * Algorithm ("FNV-1a-64 on words, 4 lanes"), all words little-endian u64:
- *   mix(h, w) = (h ^ w) * 0x100000001b3             (mod 2^64, FNV-1a prime)
- *   digest(bytes): lanes l[j] = 0xcbf29ce484222325 ^ j, j = 0..3; word i of the
- *     bytes (last one zero-padded) goes into l[i % 4] = mix(l[i % 4], w_i);
- *     then d = mix(0xcbf29ce484222325, nbytes); d = mix(d, l[j]) for j = 0..3.
- *   sum: h = 0xcbf29ce484222325; per tensor, in the file's fixed order:
- *     h = mix(h, digest(name bytes)); h = mix(h, digest(float32 bytes)).
- * mix is a bijection in both arguments, so one changed word always changes
- * the sum; four independent lanes keep it near memory speed. */
+ * Algorithm (format_version 2), additive so that ranks can each hash the
+ * shard they write and the sums simply add up, in any order:
+ *   key(name)     = FNV-1a-64 of the dataset path bytes ("/model/final.linear.bias")
+ *   term(name,j,w)= splitmix64(key(name) + j * 0x9E3779B97F4A7C15  xor  w)
+ *                   for element j (row-major index in the tensor) with float32 bits w
+ *   checksum      = sum of all terms over every stored tensor, mod 2^64
+ * splitmix64 is a bijection of 64-bit words, so for a fixed element the term
+ * changes whenever its bits change: any single changed value always changes
+ * the sum; several changes cancel only with probability ~2^-64. */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct { uint64_t h; } Checksum;
 
-uint64_t checksum_digest(const void *data, size_t nbytes);
 void checksum_init(Checksum *c);
-/* Adds one named tensor (name: its full path in the file, e.g. "/model/final.linear.bias"). */
-void checksum_add(Checksum *c, const char *name, const void *data, size_t nbytes);
+/* Adds elements first .. first+n-1 of the tensor stored under `name`. */
+void checksum_add_range(Checksum *c, const char *name, size_t first, const float *x, size_t n);
+/* A whole tensor. */
+static inline void checksum_add(Checksum *c, const char *name, const float *x, size_t n) {
+    checksum_add_range(c, name, 0, x, n);
+}

@@ -162,6 +162,104 @@ void h5_write_i32(hid_t f, const char *d, const int32_t *x, int r, const hsize_t
 void h5_write_u8(hid_t f, const char *d, const uint8_t *x, int r, const hsize_t *dims, int w) { write_any(f, d, H5T_STD_U8LE, H5T_NATIVE_UINT8, x, r, dims, w); }
 void h5_write_f64(hid_t f, const char *d, const double *x, int r, const hsize_t *dims, int w) { write_any(f, d, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, x, r, dims, w); }
 
+/* Selects flat elements [a, b) of the sub-array at level lvl (indices before lvl fixed in pos). */
+static void select_flat(hid_t sp, int rank, const hsize_t *dims, int lvl, hsize_t *pos, hsize_t a, hsize_t b,
+                        int *first) {
+    if (a >= b) return;
+    hsize_t inner = 1;
+    for (int i = lvl + 1; i < rank; i++) inner *= dims[i];
+    hsize_t off[8], cnt[8];
+    if (lvl == rank - 1 || (a % inner == 0 && b % inner == 0)) { /* whole rows at this level */
+        for (int i = 0; i < rank; i++) {
+            off[i] = i < lvl ? pos[i] : 0;
+            cnt[i] = i < lvl ? 1 : dims[i];
+        }
+        off[lvl] = a / inner;
+        cnt[lvl] = (b - a) / inner;
+        H5Sselect_hyperslab(sp, *first ? H5S_SELECT_SET : H5S_SELECT_OR, off, NULL, cnt, NULL);
+        *first = 0;
+        return;
+    }
+    hsize_t ra = a / inner, rb = b / inner;
+    if (ra == rb) {
+        pos[lvl] = ra;
+        select_flat(sp, rank, dims, lvl + 1, pos, a - ra * inner, b - ra * inner, first);
+        return;
+    }
+    hsize_t mid = ra;
+    if (a % inner) { /* the partial first row */
+        pos[lvl] = ra;
+        select_flat(sp, rank, dims, lvl + 1, pos, a % inner, inner, first);
+        mid = ra + 1;
+    }
+    if (rb > mid) select_flat(sp, rank, dims, lvl, pos, mid * inner, rb * inner, first);
+    if (b % inner) { /* the partial last row */
+        pos[lvl] = rb;
+        select_flat(sp, rank, dims, lvl + 1, pos, 0, b % inner, first);
+    }
+}
+
+static hid_t flat_selection(hid_t d, hsize_t a, hsize_t b) {
+    hid_t sp = H5Dget_space(d);
+    hsize_t dims[8], pos[8] = {0};
+    int rank = H5Sget_simple_extent_ndims(sp), first = 1;
+    H5Sget_simple_extent_dims(sp, dims, NULL);
+    if (a >= b) H5Sselect_none(sp);
+    else if (rank == 0) H5Sselect_all(sp);
+    else select_flat(sp, rank, dims, 0, pos, a, b, &first);
+    return sp;
+}
+
+void h5_create_f32(hid_t f, const char *dset, int rank, const hsize_t *dims) {
+    make_parents(f, dset);
+    hid_t space = H5Screate_simple(rank, dims, NULL);
+    hid_t d = H5Dcreate2(f, dset, H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (d < 0) ep_die("cannot create dataset %s", dset);
+    H5Dclose(d);
+    H5Sclose(space);
+}
+
+void h5_write_f32_range(hid_t f, const char *dset, const float *data, hsize_t a, hsize_t b) {
+    hid_t d = H5Dopen2(f, dset, H5P_DEFAULT);
+    hid_t fsel = flat_selection(d, a, b);
+    hsize_t n = b > a ? b - a : 1;
+    hid_t msel = H5Screate_simple(1, &n, NULL);
+    if (b <= a) H5Sselect_none(msel);
+    hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
+    int mpio;
+    file_rank(f, &mpio);
+    if (mpio) H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
+    if (H5Dwrite(d, H5T_NATIVE_FLOAT, msel, fsel, dxpl, data) < 0) ep_die("cannot write dataset %s", dset);
+    H5Pclose(dxpl);
+    H5Sclose(msel);
+    H5Sclose(fsel);
+    H5Dclose(d);
+}
+
+void h5_read_f32_range(hid_t f, const char *lbl, const char *dset, float *out, int rank, const hsize_t *dims,
+                       hsize_t a, hsize_t b) {
+    hsize_t have[8];
+    int r = h5_dims(f, lbl, dset, have, 8);
+    int ok = r == rank;
+    for (int i = 0; ok && i < rank; i++) ok = have[i] == dims[i];
+    if (!ok) {
+        char x[128], y[128];
+        shape_str(x, sizeof x, r, have);
+        shape_str(y, sizeof y, rank, dims);
+        ep_die("'%s': dataset %s has shape %s, expected %s", lbl, dset, x, y);
+    }
+    hid_t d = H5Dopen2(f, dset, H5P_DEFAULT);
+    hid_t fsel = flat_selection(d, a, b);
+    hsize_t n = b > a ? b - a : 1;
+    hid_t msel = H5Screate_simple(1, &n, NULL);
+    if (b <= a) H5Sselect_none(msel);
+    if (H5Dread(d, H5T_NATIVE_FLOAT, msel, fsel, H5P_DEFAULT, out) < 0)
+        ep_die("'%s': cannot read dataset %s (wrong type or corrupt data)", lbl, dset);
+    H5Sclose(msel);
+    H5Sclose(fsel);
+    H5Dclose(d);
+}
+
 static hid_t open_obj(hid_t f, const char *obj) {
     hid_t o = H5Oopen(f, obj, H5P_DEFAULT);
     if (o < 0) ep_die("cannot open object %s", obj);

@@ -31,6 +31,15 @@ void h5_write_i32(hid_t f, const char *dset, const int32_t *data, int rank, cons
 void h5_write_u8(hid_t f, const char *dset, const uint8_t *data, int rank, const hsize_t *dims, int writer);
 void h5_write_f64(hid_t f, const char *dset, const double *data, int rank, const hsize_t *dims, int writer);
 
+/* Elements [a, b) of a tensor's row-major flattening, as a union of at most
+ * 2*rank+1 hyperslabs (a checkpoint shard). Every rank of the file's
+ * communicator calls h5_create_f32 for the dataset, then h5_write_f32_range
+ * with its own (possibly empty) range: the transfer is collective. */
+void h5_create_f32(hid_t f, const char *dset, int rank, const hsize_t *dims);
+void h5_write_f32_range(hid_t f, const char *dset, const float *data, hsize_t a, hsize_t b);
+void h5_read_f32_range(hid_t f, const char *file_label, const char *dset, float *out, int rank, const hsize_t *dims,
+                       hsize_t a, hsize_t b);
+
 /* Attributes on an object path ("/" for root). */
 void h5_attr_int(hid_t f, const char *obj, const char *name, long long v);
 void h5_attr_double(hid_t f, const char *obj, const char *name, double v);

@@ -14,6 +14,17 @@ void optim_create(Optimizer *o, OptKind kind, const ParamTable *pt) {
     o->off = ep_malloc(pt->n * sizeof(size_t), "optimizer layout");
     o->t = ep_calloc(pt->n, sizeof(long long), "optimizer step counts");
     for (int i = 0; i < pt->n; i++) o->off[i] = NONE;
+    o->lo = 0, o->hi = pt->total;
+}
+
+void optim_shard(Optimizer *o, size_t lo, size_t hi) { o->lo = lo, o->hi = hi; }
+
+/* [a, b): this shard's part of tensor p, relative to the tensor's start. */
+static void part(const Optimizer *o, const ParamInfo *p, size_t *a, size_t *b) {
+    size_t s = p->offset, e = p->offset + p->numel;
+    size_t x = s > o->lo ? s : o->lo, y = e < o->hi ? e : o->hi;
+    *a = x < y ? x - s : 0;
+    *b = x < y ? y - s : 0;
 }
 
 void optim_destroy(Optimizer *o) {
@@ -47,14 +58,18 @@ void optim_fit(Optimizer *o, const uint8_t *keep) {
     const ParamTable *pt = o->pt;
     size_t *off = ep_malloc(pt->n * sizeof(size_t), "optimizer layout"), size = 0;
     for (int i = 0; i < pt->n; i++) {
+        size_t a, b;
+        part(o, &pt->info[i], &a, &b);
         off[i] = keep[i] ? size : NONE;
-        if (keep[i]) size += pt->info[i].numel;
+        if (keep[i]) size += b - a;
     }
     float *m = mem_alloc(size * sizeof(float), "optimizer moments");
     float *v = o->kind == OPT_ADAMW ? mem_alloc(size * sizeof(float), "optimizer moments") : NULL;
     for (int i = 0; i < pt->n; i++) {
         if (off[i] != NONE && o->off[i] != NONE) {
-            size_t n = pt->info[i].numel * sizeof(float);
+            size_t a, b;
+            part(o, &pt->info[i], &a, &b);
+            size_t n = (b - a) * sizeof(float);
             memcpy(m + off[i], o->m + o->off[i], n);
             if (v) memcpy(v + off[i], o->v + o->off[i], n);
         }
@@ -64,6 +79,55 @@ void optim_fit(Optimizer *o, const uint8_t *keep) {
     mem_free(o->v);
     free(o->off);
     o->m = m, o->v = v, o->off = off, o->size = size;
+}
+
+size_t optim_gather(const Optimizer *o, MPI_Comm comm, float **m_full, float **v_full) {
+    int R = 1;
+    if (comm != MPI_COMM_NULL) MPI_Comm_size(comm, &R);
+    long long mine = (long long)o->size, total = mine;
+    long long *sizes = ep_malloc(R * sizeof(long long), "shard sizes");
+    if (R > 1) MPI_Allgather(&mine, 1, MPI_LONG_LONG, sizes, 1, MPI_LONG_LONG, comm);
+    else sizes[0] = mine;
+    total = 0;
+    for (int r = 0; r < R; r++) total += sizes[r];
+    *m_full = mem_alloc((size_t)total * sizeof(float), "gathered moments");
+    *v_full = o->v ? mem_alloc((size_t)total * sizeof(float), "gathered moments") : NULL;
+    int *cnt = ep_malloc(2 * R * sizeof(int), "shard sizes"), *dsp = cnt + R;
+    for (int r = 0, at = 0; r < R; r++) cnt[r] = (int)sizes[r], dsp[r] = at, at += cnt[r];
+    if (R > 1) {
+        MPI_Allgatherv(o->m, (int)mine, MPI_FLOAT, *m_full, cnt, dsp, MPI_FLOAT, comm);
+        if (o->v) MPI_Allgatherv(o->v, (int)mine, MPI_FLOAT, *v_full, cnt, dsp, MPI_FLOAT, comm);
+    } else if (mine) {
+        memcpy(*m_full, o->m, (size_t)mine * sizeof(float));
+        if (o->v) memcpy(*v_full, o->v, (size_t)mine * sizeof(float));
+    }
+    free(cnt);
+    free(sizes);
+    return (size_t)total;
+}
+
+void optim_scatter(Optimizer *o, const uint8_t *keep, size_t lo, size_t hi, const float *m_full, const float *v_full) {
+    const ParamTable *pt = o->pt;
+    mem_free(o->m);
+    mem_free(o->v);
+    o->m = o->v = NULL;
+    o->size = 0;
+    for (int i = 0; i < pt->n; i++) o->off[i] = NONE;
+    o->lo = lo, o->hi = hi;
+    long long *t = ep_malloc(pt->n * sizeof(long long), "optimizer counts");
+    memcpy(t, o->t, pt->n * sizeof(long long)); /* counts are replicated: keep them through the refit */
+    optim_fit(o, keep);
+    memcpy(o->t, t, pt->n * sizeof(long long));
+    free(t);
+    size_t full = 0;
+    for (int i = 0; i < pt->n; i++) {
+        if (!keep[i]) continue;
+        size_t a, b;
+        part(o, &pt->info[i], &a, &b);
+        memcpy(o->m + o->off[i], m_full + full + a, (b - a) * sizeof(float));
+        if (o->v) memcpy(o->v + o->off[i], v_full + full + a, (b - a) * sizeof(float));
+        full += pt->info[i].numel;
+    }
 }
 
 static void adamw_tensor(const Optimizer *o, float *p, const float *g, float *m, float *v, size_t n, long long t,
@@ -97,12 +161,15 @@ void optim_step(Optimizer *o, float *params, const float *grads, const size_t *g
         if (grad_off[i] == NONE) continue;
         if (o->off[i] == NONE) ep_die("internal: %s trains without optimizer moments", pt->info[i].name);
         const ParamInfo *p = &pt->info[i];
+        size_t a, b;
+        part(o, p, &a, &b);
         o->t[i]++;
+        if (b == a) continue;
         if (o->kind == OPT_ADAMW)
-            adamw_tensor(o, params + p->offset, grads + grad_off[i], o->m + o->off[i], o->v + o->off[i], p->numel,
+            adamw_tensor(o, params + p->offset + a, grads + grad_off[i] + a, o->m + o->off[i], o->v + o->off[i], b - a,
                          o->t[i], lr, grad_scale);
         else
-            sgd_tensor(o, params + p->offset, grads + grad_off[i], o->m + o->off[i], p->numel, lr, grad_scale);
+            sgd_tensor(o, params + p->offset + a, grads + grad_off[i] + a, o->m + o->off[i], b - a, lr, grad_scale);
     }
 }
 

@@ -1,5 +1,7 @@
 #include "train.h"
 #include "checkpoint.h"
+#include "dp.h"
+#include <math.h>
 #include "die.h"
 #include "mem.h"
 #include "progress.h"
@@ -47,23 +49,74 @@ static void free_buffers(BatchBuffers *b) {
 }
 
 /* Draws B training tuples (clip, reference, pose, t, noise, dropout) from rng. */
-static void draw_batch(Trainer *tr, Dataset *ds, Rng *rng, double p_ref, double p_pose) {
+static void draw_batch(Trainer *tr, Dataset *ds, Rng *rng, double p_ref, double p_pose, int slice, int nslices) {
     const ModelShape *s = &tr->model.shape;
     BatchBuffers *b = &tr->buf;
     int B = tr->model.B, F = s->F;
     size_t clip = (size_t)F * s->C * s->H * s->W, frame = (size_t)s->C * s->H * s->W;
     size_t pclip = (size_t)F * s->Cp * (s->s * s->H) * (s->s * s->W);
-    for (int i = 0; i < B; i++) {
-        int video, start, ref_frame;
+    /* Every rank draws the whole global batch from the same stream (cheap) and
+     * reads only its own B samples, so R ranks see exactly the samples one
+     * rank would with a batch of R*B. */
+    int first = slice * B, global = nslices * B; /* slice -1: only advance the stream */
+    for (int g = 0; g < global; g++) {
+        int video, start, ref_frame, i = g - first, mine = i >= 0 && i < B;
         dataset_pick(ds, rng, F, &video, &start, &ref_frame);
-        dataset_read_clip(ds, video, start, F, b->x0 + i * clip, b->pose + i * pclip);
-        dataset_read_frame(ds, video, ref_frame, b->ref + i * frame);
-        b->t[i] = (int)rng_below(rng, DIFFUSION_T);
-        b->drop_ref[i] = rng_uniform(rng) < p_ref;
-        b->drop_pose[i] = rng_uniform(rng) < p_pose;
+        if (mine) {
+            dataset_read_clip(ds, video, start, F, b->x0 + i * clip, b->pose + i * pclip);
+            dataset_read_frame(ds, video, ref_frame, b->ref + i * frame);
+        }
+        int t = (int)rng_below(rng, DIFFUSION_T);
+        uint8_t dr = rng_uniform(rng) < p_ref, dp = rng_uniform(rng) < p_pose;
+        if (mine) b->t[i] = t, b->drop_ref[i] = dr, b->drop_pose[i] = dp;
     }
-    for (size_t j = 0; j < (size_t)B * clip; j++) b->eps[j] = rng_normal(rng);
-    diffusion_noise(&tr->diff, b->x, b->x0, b->eps, b->t, B, clip);
+    size_t lo = (size_t)first * clip, hi = lo + (size_t)B * clip;
+    for (size_t j = 0; j < (size_t)global * clip; j++) {
+        float z = rng_normal(rng);
+        if (j >= lo && j < hi) b->eps[j - lo] = z;
+    }
+    if (slice >= 0) diffusion_noise(&tr->diff, b->x, b->x0, b->eps, b->t, B, clip);
+}
+
+/* The packed gradient buffer holds trainable tensors in table order, so each
+ * rank's flat range of the parameter space is one contiguous packed slice:
+ * cut[r] = the packed index of the first trainable element at or after the
+ * start of rank r's range. */
+static size_t packed_index(const Model *m, size_t flat) {
+    size_t acc = 0;
+    for (int i = 0; i < m->pt.n; i++) {
+        const ParamInfo *p = &m->pt.info[i];
+        if (p->offset + p->numel <= flat) {
+            if (m->grad_off[i] != NO_GRAD) acc += p->numel;
+            continue;
+        }
+        if (m->grad_off[i] != NO_GRAD && flat > p->offset) acc += flat - p->offset;
+        return acc;
+    }
+    return acc;
+}
+
+static size_t *packed_cuts(Trainer *tr) {
+    for (int r = 0; r <= tr->dp.size; r++) {
+        size_t lo, hi;
+        dp_range(tr->model.pt.total, r < tr->dp.size ? r : r - 1, tr->dp.size, &lo, &hi);
+        tr->cut[r] = r < tr->dp.size ? packed_index(&tr->model, lo) : tr->model.grad_size;
+    }
+    return tr->cut;
+}
+
+/* After the shard update: every rank sends its updated parameters (trainable
+ * tensors only, in the packed layout, through the spent gradient buffer). */
+static void share_params(Trainer *tr, const size_t *cut) {
+    Model *m = &tr->model;
+    if (tr->dp.size == 1) return;
+    for (int i = 0; i < m->pt.n; i++)
+        if (m->grad_off[i] != NO_GRAD)
+            memcpy(m->grads + m->grad_off[i], m->params + m->pt.info[i].offset, m->pt.info[i].numel * sizeof(float));
+    dp_allgather(&tr->dp, m->grads, cut);
+    for (int i = 0; i < m->pt.n; i++)
+        if (m->grad_off[i] != NO_GRAD)
+            memcpy(m->params + m->pt.info[i].offset, m->grads + m->grad_off[i], m->pt.info[i].numel * sizeof(float));
 }
 
 static Batch as_batch(const BatchBuffers *b) {
@@ -162,6 +215,7 @@ static CkptState ckpt_state(Trainer *tr) {
 /* Copies what a loaded checkpoint said about the ranking back into the schedule. */
 static void take_ranking(Trainer *tr, const CkptState *s) {
     Prog *p = &tr->prog;
+    if (!p->uses_cei) return; /* random and depth orders ignore any ranking in the file */
     if (s->arrays[0].rows != p->L || s->arrays[1].rows != p->L) return;
     int order[512];
     for (int b = 0; b < p->L; b++) order[b] = (int)order_vec[b];
@@ -177,7 +231,7 @@ void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
     const TrainConfig *tc = &deck->train;
     if (strcmp(tc->backend, "cpu") != 0)
         ep_die("train.backend = %s: this build has only the cpu backend", tc->backend);
-    if (tr->world > 1) ep_die("train: data-parallel training over %d ranks is not implemented yet; run 1 rank", tr->world);
+    dp_init(&tr->dp, MPI_COMM_WORLD);
 
     char path[DECK_PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/train.h5", deck->data.dir);
@@ -189,6 +243,10 @@ void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
     tr->mask = ep_malloc(tr->model.pt.n, "trainable mask");
     prog_init(&tr->prog, deck);
     optim_create(&tr->opt, strcmp(tc->optimizer, "sgd") == 0 ? OPT_SGD : OPT_ADAMW, &tr->model.pt);
+    size_t own_lo, own_hi;
+    dp_range(tr->model.pt.total, tr->dp.rank, tr->dp.size, &own_lo, &own_hi);
+    optim_shard(&tr->opt, own_lo, own_hi);
+    tr->cut = ep_malloc((tr->dp.size + 1) * sizeof(size_t), "shard cuts");
     tr->opt.beta1 = tc->beta1, tr->opt.beta2 = tc->beta2, tr->opt.eps = tc->eps;
     tr->opt.weight_decay = tc->weight_decay, tr->opt.momentum = tc->momentum;
     if (tc->ema > 0) tr->ema = mem_alloc(tr->model.pt.total * sizeof(float), "EMA weights");
@@ -240,23 +298,28 @@ void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
     model_set_trainable(&tr->model, tr->mask, 1);
     model_set_batch(&tr->model, tc->batch, deck->model.F);
     if (!resume) optim_fit(&tr->opt, tr->mask);
+    /* reduce-scatter scratch: R slices of at most one rank's share of the parameters */
+    size_t share = tr->model.pt.total / tr->dp.size + 1;
+    tr->comm_scratch = tr->dp.size > 1 ? mem_alloc(share * tr->dp.size * sizeof(float), "communication scratch") : NULL;
     if (p->uses_cei && !p->has_cei) stages_rank_blocks(tr, tc->init[0] ? tc->init : NULL);
 
     make_dir(tc->out_dir);
     guard_out_dir(tr, resume != NULL);
     snprintf(path, sizeof path, "%s/metrics.csv", tc->out_dir);
-    tr->metrics = fopen(path, resume ? "a" : "w");
-    if (!tr->metrics) ep_die("cannot write '%s': %s", path, strerror(errno));
-    if (ftell(tr->metrics) == 0)
-        fprintf(tr->metrics, "kind,step,loss,grad_norm,lr,ms_per_step,samples_per_s,peak_rss_mib,stage,m,mem_peak_mib,train_s\n");
+    tr->metrics = tr->rank == 0 ? fopen(path, resume ? "a" : "w") : NULL; /* rank 0 logs for all */
+    if (tr->rank == 0 && !tr->metrics) ep_die("cannot write '%s': %s", path, strerror(errno));
+    if (tr->metrics && ftell(tr->metrics) == 0)
+        fprintf(tr->metrics, "kind,step,loss,grad_norm,lr,ms_per_step,samples_per_s,peak_rss_mib,stage,m,mem_peak_mib,"
+                             "train_s,comm_ms\n");
 
     if (tr->rank == 0) {
         char arch[96];
         shape_describe(&deck->model, arch, sizeof arch);
         printf("entprog train: %s, %zu parameters, backend cpu, %s at step %lld, method %s\n", arch,
                tr->model.pt.total, how, tr->step, prog_method_name(tr->prog.method));
-        printf("  data %s (%d train / %d val videos), batch %d x %d frames, %d steps, out_dir %s\n", deck->data.dir,
-               dataset_videos(tr->train), dataset_videos(tr->val), tc->batch, deck->model.F, tc->steps, tc->out_dir);
+        printf("  data %s (%d train / %d val videos), batch %d x %d frames on each of %d rank%s, %d steps, out_dir %s\n",
+               deck->data.dir, dataset_videos(tr->train), dataset_videos(tr->val), tc->batch, deck->model.F,
+               tr->dp.size, tr->dp.size > 1 ? "s" : "", tc->steps, tc->out_dir);
         printf("  memory: parameters %.1f MiB, gradients %.1f MiB, optimizer %.1f MiB, activations %.1f MiB, "
                "backward scratch %.1f MiB\n", tr->model.pt.total * 4.0 / 1048576.0,
                tr->model.grad_cap * 4.0 / 1048576.0, tr->opt.size * 4.0 * (tr->opt.v ? 2 : 1) / 1048576.0,
@@ -270,16 +333,27 @@ void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
 double trainer_step(Trainer *tr, double *gnorm, double *lr_used) {
     const TrainConfig *tc = &tr->deck->train;
     Model *m = &tr->model;
-    draw_batch(tr, tr->train, &tr->rng, tc->p_drop_ref, tc->p_drop_pose);
+    draw_batch(tr, tr->train, &tr->rng, tc->p_drop_ref, tc->p_drop_pose, tr->dp.rank, tr->dp.size);
     Batch batch = as_batch(&tr->buf);
     size_t n = x_numel(tr);
     model_forward(m, &batch, tr->buf.eps_hat);
-    double loss = mse_loss(tr->buf.eps_hat, tr->buf.eps, tr->buf.deps, n);
+    double loss = dp_sum(&tr->dp, mse_loss(tr->buf.eps_hat, tr->buf.eps, tr->buf.deps, n)) / tr->dp.size;
     memset(m->grads, 0, m->grad_size * sizeof(float));
     model_backward(m, &batch, tr->buf.deps);
-    *gnorm = grad_norm(m->grads, m->grad_size);
+    /* ZeRO-1: average the gradients into each rank's shard, update the shard, share the result */
+    size_t *cut = packed_cuts(tr);
+    double c0 = now_s();
+    dp_reduce_scatter_mean(&tr->dp, m->grads, cut, tr->comm_scratch);
+    tr->comm_s = now_s() - c0;
+    float *mine = m->grads + cut[tr->dp.rank];
+    double sq = 0;
+    for (size_t i = 0; i < cut[tr->dp.rank + 1] - cut[tr->dp.rank]; i++) sq += (double)mine[i] * mine[i];
+    *gnorm = sqrt(dp_sum(&tr->dp, sq));
     double lr = lr_at(tr->step, tc->lr, tc->warmup, strcmp(tc->lr_schedule, "cosine") == 0, tc->min_lr, tc->steps);
     optim_step(&tr->opt, m->params, m->grads, m->grad_off, lr, clip_scale(*gnorm, tc->grad_clip));
+    c0 = now_s();
+    share_params(tr, cut);
+    tr->comm_s += now_s() - c0;
     if (tr->ema) ema_update(tr->ema, m->params, m->pt.total, tc->ema);
     tr->step++;
     tr->samples_seen += m->B;
@@ -288,33 +362,40 @@ double trainer_step(Trainer *tr, double *gnorm, double *lr_used) {
 }
 
 /* Mean loss over `batches` batches drawn from a freshly seeded stream: the same
- * clips, t and noise every call. */
-static double fixed_set_loss(Trainer *tr, uint64_t stream, int batches) {
+ * clips, t and noise every call. Validation batches are global (each rank its
+ * slice of R*B samples); probe batches hold B samples whatever R is, each
+ * evaluated by one rank in turn, so a CE search sees the same probe set on
+ * any number of ranks or rank groups. */
+static double fixed_set_loss(Trainer *tr, uint64_t stream, int batches, int global) {
     Rng rng;
     rng_seed_stream(&rng, tr->deck->train.seed, stream);
     double sum = 0;
     size_t n = x_numel(tr);
     for (int k = 0; k < batches; k++) {
-        draw_batch(tr, tr->val, &rng, 0.0, 0.0);
+        int mine = global || k % tr->dp.size == tr->dp.rank;
+        if (global) draw_batch(tr, tr->val, &rng, 0.0, 0.0, tr->dp.rank, tr->dp.size);
+        else draw_batch(tr, tr->val, &rng, 0.0, 0.0, mine ? 0 : -1, 1);
+        if (!mine) continue;
         Batch batch = as_batch(&tr->buf);
         model_forward(&tr->model, &batch, tr->buf.eps_hat);
         sum += mse_loss(tr->buf.eps_hat, tr->buf.eps, NULL, n);
     }
-    return sum / batches;
+    return dp_sum(&tr->dp, sum) / (global ? tr->dp.size : 1) / batches;
 }
 
-double trainer_validate(Trainer *tr) { return fixed_set_loss(tr, STREAM_VAL, tr->deck->train.val_batches); }
-double trainer_probe(Trainer *tr) { return fixed_set_loss(tr, STREAM_PROBE, tr->deck->prog.probe_batches); }
+double trainer_validate(Trainer *tr) { return fixed_set_loss(tr, STREAM_VAL, tr->deck->train.val_batches, 1); }
+double trainer_probe(Trainer *tr) { return fixed_set_loss(tr, STREAM_PROBE, tr->deck->prog.probe_batches, 0); }
 
 void trainer_log_row(Trainer *tr, const char *kind, double loss, double gnorm, double lr, double ms) {
     const Prog *p = &tr->prog;
+    if (!tr->metrics) return;
     if (!strcmp(kind, "val"))
-        fprintf(tr->metrics, "val,%lld,%.17g,,,,,,%d,%d,%.1f,%.3f\n", tr->step, loss, p->stage, p->m,
+        fprintf(tr->metrics, "val,%lld,%.17g,,,,,,%d,%d,%.1f,%.3f,\n", tr->step, loss, p->stage, p->m,
                 mem_peak() / 1048576.0, p->train_s);
     else
-        fprintf(tr->metrics, "%s,%lld,%.17g,%.6g,%.6g,%.3f,%.3f,%.1f,%d,%d,%.1f,%.3f\n", kind, tr->step, loss, gnorm,
-                lr, ms, tr->model.B / (ms / 1e3), peak_rss_mib(), p->stage, p->m, mem_peak() / 1048576.0,
-                p->train_s);
+        fprintf(tr->metrics, "%s,%lld,%.17g,%.6g,%.6g,%.3f,%.3f,%.1f,%d,%d,%.1f,%.3f,%.3f\n", kind, tr->step, loss,
+                gnorm, lr, ms, tr->model.B * tr->dp.size / (ms / 1e3), peak_rss_mib(), p->stage, p->m,
+                mem_peak() / 1048576.0, p->train_s, 1e3 * tr->comm_s);
 }
 
 static void prune_ckpts(const Trainer *tr) {
@@ -378,7 +459,7 @@ void trainer_run(Trainer *tr) {
             trainer_log_row(tr, "val", v, 0, 0, 0);
             if (tr->rank == 0) printf("step %lld | val loss %.6f\n", tr->step, v);
         }
-        fflush(tr->metrics);
+        if (tr->metrics) fflush(tr->metrics);
         if ((tc->ckpt_every > 0 && tr->step % tc->ckpt_every == 0) || tr->step == tc->steps) trainer_save(tr);
     }
     if (tr->last_saved != tr->step) trainer_save(tr); /* a search that ran to the end */
@@ -392,6 +473,8 @@ void trainer_free(Trainer *tr) {
     free_buffers(&tr->buf);
     mem_free(tr->ema);
     free(tr->mask);
+    free(tr->cut);
+    mem_free(tr->comm_scratch);
     optim_destroy(&tr->opt);
     model_destroy(&tr->model);
 }

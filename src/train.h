@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include "dataset.h"
 #include "deck.h"
+#include "dp.h"
 #include "diffusion.h"
 #include "entprog.h"
 #include "model.h"
@@ -31,6 +32,10 @@ typedef struct {
     int rank, world;
     Prog prog;               /* what trains when (entprog.method) */
     uint8_t *mask;           /* [pt.n] scratch for trainable masks */
+    Dp dp;                   /* data-parallel ranks */
+    size_t *cut;             /* [R+1] each rank's slice of the packed gradients */
+    float *comm_scratch;     /* reduce-scatter receive buffer */
+    double comm_s;           /* seconds the last step spent communicating */
     long long last_saved;    /* step of the last checkpoint written (-1: none) */
 } Trainer;
 

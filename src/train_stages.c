@@ -59,84 +59,162 @@ static void report_peak(Trainer *tr) {
         printf("stage %d peak memory (allocator): %.1f MiB\n", tr->prog.stage + 1, mem_peak() / 1048576.0);
 }
 
-/* ---- independent trials ---- */
+/* ---- independent trials, partitioned across rank groups ---- */
 
+/* Everything a candidate starts from, unsharded (the same on every rank). */
 typedef struct {
-    float *params, *ema;
-    Optimizer opt;
+    float *params, *ema, *m, *v;
+    long long *t;
+    uint8_t *keep;
+    size_t moments;
     Rng rng;
     long long step, samples_seen;
 } Snapshot;
 
-static void snap_take(Snapshot *s, Trainer *tr) {
-    size_t n = tr->model.pt.total * sizeof(float);
-    if (!s->params) {
-        s->params = mem_alloc(n, "search snapshot");
-        if (tr->ema) s->ema = mem_alloc(n, "search snapshot");
-        optim_create(&s->opt, tr->opt.kind, &tr->model.pt);
-    }
+static void snap_free(Snapshot *s) {
+    mem_free(s->params), mem_free(s->ema), mem_free(s->m), mem_free(s->v);
+    free(s->t), free(s->keep);
+    memset(s, 0, sizeof *s);
+}
+
+/* Takes the trainer's state; the optimizer's shards are gathered over comm. */
+static void snap_take(Snapshot *s, Trainer *tr, MPI_Comm comm) {
+    const ParamTable *pt = &tr->model.pt;
+    size_t n = pt->total * sizeof(float);
+    snap_free(s);
+    s->params = mem_alloc(n, "search snapshot");
     memcpy(s->params, tr->model.params, n);
-    if (tr->ema) memcpy(s->ema, tr->ema, n);
-    optim_copy(&s->opt, &tr->opt);
+    if (tr->ema) {
+        s->ema = mem_alloc(n, "search snapshot");
+        memcpy(s->ema, tr->ema, n);
+    }
+    s->moments = optim_gather(&tr->opt, comm, &s->m, &s->v);
+    s->t = ep_malloc(pt->n * sizeof(long long), "search snapshot");
+    memcpy(s->t, tr->opt.t, pt->n * sizeof(long long));
+    s->keep = ep_malloc(pt->n, "search snapshot");
+    for (int i = 0; i < pt->n; i++) s->keep[i] = tr->opt.off[i] != (size_t)-1;
     s->rng = tr->rng, s->step = tr->step, s->samples_seen = tr->samples_seen;
 }
 
+/* Gives it back, the moments sharded over the trainer's current ranks. */
 static void snap_give(const Snapshot *s, Trainer *tr) {
-    size_t n = tr->model.pt.total * sizeof(float);
+    const ParamTable *pt = &tr->model.pt;
+    size_t n = pt->total * sizeof(float), lo, hi;
     memcpy(tr->model.params, s->params, n);
     if (tr->ema) memcpy(tr->ema, s->ema, n);
-    optim_copy(&tr->opt, &s->opt);
+    dp_range(pt->total, tr->dp.rank, tr->dp.size, &lo, &hi);
+    memcpy(tr->opt.t, s->t, pt->n * sizeof(long long));
+    optim_scatter(&tr->opt, s->keep, lo, hi, s->m, s->v);
     tr->rng = s->rng, tr->step = s->step, tr->samples_seen = s->samples_seen;
 }
 
-static void snap_free(Snapshot *s) {
-    mem_free(s->params);
-    mem_free(s->ema);
-    if (s->opt.off) optim_destroy(&s->opt);
+/* Sends rank root's snapshot to every rank of comm. */
+static void snap_bcast(Snapshot *s, Trainer *tr, int root, MPI_Comm comm) {
+    const ParamTable *pt = &tr->model.pt;
+    int me;
+    MPI_Comm_rank(comm, &me);
+    unsigned long long moments = s->moments;
+    MPI_Bcast(&moments, 1, MPI_UNSIGNED_LONG_LONG, root, comm);
+    if (me != root) {
+        snap_free(s);
+        s->params = mem_alloc(pt->total * sizeof(float), "search snapshot");
+        if (tr->ema) s->ema = mem_alloc(pt->total * sizeof(float), "search snapshot");
+        s->m = mem_alloc(moments * sizeof(float), "search snapshot");
+        if (tr->opt.v) s->v = mem_alloc(moments * sizeof(float), "search snapshot");
+        s->t = ep_malloc(pt->n * sizeof(long long), "search snapshot");
+        s->keep = ep_malloc(pt->n, "search snapshot");
+        s->moments = moments;
+    }
+    /* counts in ints: parameter tensors stay far below 2^31 floats per bcast piece */
+    for (size_t at = 0; at < pt->total; at += (size_t)1 << 28) {
+        int c = (int)(pt->total - at < ((size_t)1 << 28) ? pt->total - at : ((size_t)1 << 28));
+        MPI_Bcast(s->params + at, c, MPI_FLOAT, root, comm);
+        if (s->ema) MPI_Bcast(s->ema + at, c, MPI_FLOAT, root, comm);
+    }
+    for (size_t at = 0; at < moments; at += (size_t)1 << 28) {
+        int c = (int)(moments - at < ((size_t)1 << 28) ? moments - at : ((size_t)1 << 28));
+        MPI_Bcast(s->m + at, c, MPI_FLOAT, root, comm);
+        if (s->v) MPI_Bcast(s->v + at, c, MPI_FLOAT, root, comm);
+    }
+    MPI_Bcast(s->t, pt->n, MPI_LONG_LONG, root, comm);
+    MPI_Bcast(s->keep, pt->n, MPI_UNSIGNED_CHAR, root, comm);
+    MPI_Bcast(&s->rng, sizeof s->rng, MPI_BYTE, root, comm);
+    MPI_Bcast(&s->step, 1, MPI_LONG_LONG, root, comm);
+    MPI_Bcast(&s->samples_seen, 1, MPI_LONG_LONG, root, comm);
 }
 
+/* The cost CE divides by: the step's wall time averaged over the ranks of the
+ * group (so they all compute the same CE), or the deterministic model. */
 static double step_cost(const Trainer *tr, double seconds) {
-    return strcmp(tr->deck->prog.timing, "cost") == 0 ? prog_step_cost(&tr->model) : seconds;
+    if (strcmp(tr->deck->prog.timing, "cost") == 0) return prog_step_cost(&tr->model);
+    return dp_sum(&tr->dp, seconds) / tr->dp.size;
 }
 
+/* The ranks split into G = min(|M_k|, R) groups of R/G ranks (the rest wait);
+ * group g trains candidates g, g+G, ... one after another from the same
+ * snapshot, data-parallel inside the group, for the window. CE(m) is gathered
+ * (max-reduce of a table only the owner fills), every rank picks the same m*,
+ * and the winning group's state is broadcast. With one rank this is the
+ * sequential independent-trials search; with |M_k| groups the search costs
+ * one window of wall time. */
 static void run_trials(Trainer *tr, int k) {
     Prog *p = &tr->prog;
+    Dp world = tr->dp;
+    int G = p->n_cand < world.size ? p->n_cand : world.size, q = world.size / G;
+    int group = world.rank / q < G ? world.rank / q : -1;
     long long first = tr->step;
     Snapshot start = {0}, best = {0};
-    snap_take(&start, tr);
-    double t0 = now_s(), probe0 = trainer_probe(tr), ce[PROG_MAX_CAND];
+    double t_search = now_s(), t0 = now_s(), probe0 = trainer_probe(tr), ce[PROG_MAX_CAND];
+    snap_take(&start, tr, world.comm);
     p->train_s += now_s() - t0;
-    int win = -1;
-    for (int c = 0; c < p->n_cand; c++) {
-        snap_give(&start, tr);
-        stages_apply(tr, p->cand[c], 1);
-        p->m = p->cand[c];
-        double cost = 0;
-        for (int s = 0; s < p->window && tr->step < p->steps; s++) {
-            double a = now_s(), gnorm, lr;
-            double loss = trainer_step(tr, &gnorm, &lr);
-            double sec = now_s() - a;
-            p->train_s += sec;
-            cost += step_cost(tr, sec);
-            trainer_log_row(tr, "search", loss, gnorm, lr, 1e3 * sec);
+    MPI_Comm gcomm;
+    MPI_Comm_split(world.comm, group >= 0 ? group : MPI_UNDEFINED, world.rank, &gcomm);
+    for (int c = 0; c < p->n_cand; c++) ce[c] = -INFINITY;
+    int best_c = -1;
+    if (group >= 0) {
+        dp_init(&tr->dp, gcomm);
+        for (int c = group; c < p->n_cand; c += G) {
+            snap_give(&start, tr);
+            stages_apply(tr, p->cand[c], 1);
+            p->m = p->cand[c];
+            double cost = 0;
+            for (int s = 0; s < p->window && tr->step < p->steps; s++) {
+                double a = now_s(), gnorm, lr;
+                double loss = trainer_step(tr, &gnorm, &lr);
+                double sec = now_s() - a;
+                p->train_s += sec;
+                cost += step_cost(tr, sec);
+                trainer_log_row(tr, "search", loss, gnorm, lr, 1e3 * sec);
+            }
+            double a = now_s(), probe = trainer_probe(tr);
+            p->train_s += now_s() - a;
+            ce[c] = cost > 0 ? (probe0 - probe) / cost : -INFINITY;
+            if (best_c < 0 || ce[c] > ce[best_c]) { /* strictly better: ties keep the smaller m */
+                best_c = c;
+                snap_take(&best, tr, gcomm);
+            }
         }
-        double a = now_s(), probe = trainer_probe(tr);
-        p->train_s += now_s() - a;
-        ce[c] = cost > 0 ? (probe0 - probe) / cost : -INFINITY;
-        if (win < 0 || ce[c] > ce[win]) { /* strictly better: ties keep the smaller m */
-            win = c;
-            snap_take(&best, tr);
-        }
+        tr->dp = world;
     }
+    double all[PROG_MAX_CAND];
+    MPI_Allreduce(ce, all, p->n_cand, MPI_DOUBLE, MPI_MAX, world.comm);
+    int win = 0;
+    for (int c = 1; c < p->n_cand; c++)
+        if (all[c] > all[win]) win = c;
+    snap_bcast(&best, tr, (win % G) * q, world.comm);
+    tr->dp = world;
     snap_give(&best, tr);
     p->m = p->cand[win];
     stages_apply(tr, p->m, 1);
+    if (gcomm != MPI_COMM_NULL) MPI_Comm_free(&gcomm);
     snap_free(&start);
     snap_free(&best);
-    if (root(tr)) printf("stage %d search peak memory (allocator): %.1f MiB\n", k + 1, mem_peak() / 1048576.0);
+    if (root(tr))
+        printf("stage %d search: %d candidates on %d group%s of %d rank%s, %.2f s wall, peak memory (allocator) %.1f MiB\n",
+               k + 1, p->n_cand, G, G > 1 ? "s" : "", q, q > 1 ? "s" : "", now_s() - t_search, mem_peak() / 1048576.0);
     mem_reset_peak(); /* from here the stage's own peak */
-    prog_record(p, k, first, p->m, p->cand, ce, p->n_cand);
-    report_stage(tr, k, ce);
+    prog_record(p, k, first, p->m, p->cand, all, p->n_cand);
+    report_stage(tr, k, all);
 }
 
 /* ---- stage starts ---- */

@@ -65,7 +65,8 @@ int main(int argc, char **argv) {
 
     hid_t ex = h5_open_read(epath, MPI_COMM_NULL);
     Optimizer opt;
-    optim_create(&opt, OPT_ADAMW, m.pt.total);
+    optim_create(&opt, OPT_ADAMW, &m.pt);
+    optim_fit(&opt, m.trainable);
     opt.beta1 = h5_get_attr_double(ex, epath, "/adamw", "beta1");
     opt.beta2 = h5_get_attr_double(ex, epath, "/adamw", "beta2");
     opt.eps = h5_get_attr_double(ex, epath, "/adamw", "eps");
@@ -86,9 +87,9 @@ int main(int argc, char **argv) {
         double rel = fabs(loss - want[s]) / fabs(want[s]);
         printf("step %d loss %.9f reference %.9f rel %.2e %s\n", s, loss, want[s], rel, rel < 1e-5 ? "ok" : "FAIL");
         fail |= !(rel < 1e-5);
-        for (size_t i = 0; i < m.pt.total; i++) m.grads[i] = 0;
+        for (size_t i = 0; i < m.grad_size; i++) m.grads[i] = 0;
         model_backward(&m, &batch, de);
-        optim_step(&opt, m.params, m.grads, lr, 1.0f);
+        optim_step(&opt, m.params, m.grads, m.grad_off, lr, 1.0f);
     }
     double kb = 0;
     for (int i = 0; i < m.pt.n; i++) {

@@ -1,0 +1,101 @@
+#include "dp.h"
+#include "die.h"
+#include <stdlib.h>
+#include <string.h>
+
+/* MPI counts are ints: larger slices go in pieces of at most this many floats. */
+#define PIECE ((size_t)1 << 28)
+
+void dp_init(Dp *d, MPI_Comm comm) {
+    d->comm = comm;
+    MPI_Comm_rank(comm, &d->rank);
+    MPI_Comm_size(comm, &d->size);
+}
+
+void dp_range(size_t n, int rank, int size, size_t *lo, size_t *hi) {
+    size_t base = n / size, extra = n % size, r = (size_t)rank;
+    *lo = r * base + (r < extra ? r : extra);
+    *hi = *lo + base + (r < extra ? 1 : 0);
+}
+
+static size_t largest(const size_t *cut, int size) {
+    size_t m = 0;
+    for (int r = 0; r < size; r++) m = cut[r + 1] - cut[r] > m ? cut[r + 1] - cut[r] : m;
+    return m;
+}
+
+void dp_reduce_scatter_mean(const Dp *d, float *buf, const size_t *cut, float *scratch) {
+    int R = d->size;
+    if (R == 1) return;
+    int *sc = malloc(4 * R * sizeof(int)), *sd = sc + R, *rc = sc + 2 * R, *rd = sc + 3 * R;
+    size_t top = largest(cut, R), mine = cut[d->rank + 1] - cut[d->rank];
+    /* piece p covers offsets [p*PIECE, (p+1)*PIECE) inside every rank's slice */
+    for (size_t p0 = 0; p0 < top; p0 += PIECE) {
+        for (int r = 0; r < R; r++) {
+            size_t len = cut[r + 1] - cut[r], n = len > p0 ? (len - p0 < PIECE ? len - p0 : PIECE) : 0;
+            sc[r] = (int)n;
+            sd[r] = 0; /* set below: displacements into buf need not fit an int, so send per piece from a copy */
+        }
+        /* pack this piece of every destination slice contiguously */
+        size_t total = 0;
+        for (int r = 0; r < R; r++) total += (size_t)sc[r];
+        float *send = malloc((total ? total : 1) * sizeof(float));
+        size_t at = 0;
+        for (int r = 0; r < R; r++) {
+            memcpy(send + at, buf + cut[r] + p0, (size_t)sc[r] * sizeof(float));
+            sd[r] = (int)at;
+            at += (size_t)sc[r];
+        }
+        int n_mine = (int)(mine > p0 ? (mine - p0 < PIECE ? mine - p0 : PIECE) : 0);
+        for (int r = 0; r < R; r++) rc[r] = n_mine, rd[r] = r * n_mine;
+        MPI_Alltoallv(send, sc, sd, MPI_FLOAT, scratch, rc, rd, MPI_FLOAT, d->comm);
+        free(send);
+        float *dst = buf + cut[d->rank] + p0, inv = 1.0f / (float)R;
+        for (int i = 0; i < n_mine; i++) {
+            float s = scratch[i];
+            for (int r = 1; r < R; r++) s += scratch[(size_t)r * n_mine + i];
+            dst[i] = s * inv;
+        }
+    }
+    free(sc);
+}
+
+void dp_allgather(const Dp *d, float *buf, const size_t *cut) {
+    int R = d->size;
+    if (R == 1) return;
+    size_t top = largest(cut, R);
+    int *cnt = malloc(2 * R * sizeof(int)), *dsp = cnt + R;
+    for (size_t p0 = 0; p0 < top; p0 += PIECE) {
+        size_t total = 0;
+        for (int r = 0; r < R; r++) {
+            size_t len = cut[r + 1] - cut[r];
+            cnt[r] = (int)(len > p0 ? (len - p0 < PIECE ? len - p0 : PIECE) : 0);
+            dsp[r] = (int)total;
+            total += (size_t)cnt[r];
+        }
+        float *tmp = malloc((total ? total : 1) * sizeof(float));
+        MPI_Allgatherv(buf + cut[d->rank] + p0, cnt[d->rank], MPI_FLOAT, tmp, cnt, dsp, MPI_FLOAT, d->comm);
+        for (int r = 0; r < R; r++) memcpy(buf + cut[r] + p0, tmp + dsp[r], (size_t)cnt[r] * sizeof(float));
+        free(tmp);
+    }
+    free(cnt);
+}
+
+double dp_sum(const Dp *d, double v) {
+    if (d->size == 1) return v;
+    double *all = malloc(d->size * sizeof(double)), s = 0;
+    MPI_Allgather(&v, 1, MPI_DOUBLE, all, 1, MPI_DOUBLE, d->comm);
+    for (int r = 0; r < d->size; r++) s += all[r];
+    free(all);
+    return s;
+}
+
+unsigned long long dp_sum_u64(const Dp *d, unsigned long long v) {
+    unsigned long long s = v;
+    if (d->size > 1) MPI_Allreduce(&v, &s, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, d->comm);
+    return s;
+}
+
+void dp_bcast(const Dp *d, void *buf, size_t bytes, int root) {
+    if (d->size > 1) MPI_Bcast(buf, (int)bytes, MPI_BYTE, root, d->comm);
+}
