@@ -301,8 +301,8 @@ while :; do
   st=$(job_field "$id" JobState)
   compgen -G "$jobdir/run/ckpt_*.h5" >/dev/null && [ "$st" = RUNNING ] && break
   case $st in
-    RUNNING | PENDING | CONFIGURING) ;;
-    COMPLETED | COMPLETING) fail "job $id ended before the test could signal it (raise ENTPROG_SLURM_TEST_STEPS)" ;;
+    RUNNING | PENDING | CONFIGURING | COMPLETING) ;; # COMPLETING: the next poll says how it ended
+    COMPLETED) fail "job $id completed before the test could signal it (raise ENTPROG_SLURM_TEST_STEPS)" ;;
     *) fail "job $id is $st before its first checkpoint" ;;
   esac
   [ $((SECONDS - t0)) -lt 40 ] || fail "no checkpoint in $jobdir/run after 40 s (job state $st)"
