@@ -36,8 +36,8 @@ entprog=${1:?usage: run_slurm_test.sh ENTPROG REPO WORKDIR [NTASKS]}
 repo=${2:?usage: run_slurm_test.sh ENTPROG REPO WORKDIR [NTASKS]}
 work=${3:?usage: run_slurm_test.sh ENTPROG REPO WORKDIR [NTASKS]}
 ntasks=${4:-${ENTPROG_SLURM_TEST_NTASKS:-2}}
-steps=${ENTPROG_SLURM_TEST_STEPS:-400} # long enough (a few seconds) for the USR1 to land mid-run
-ckpt_every=25
+steps=${ENTPROG_SLURM_TEST_STEPS:-300} # long enough (a few seconds) for the USR1 to land mid-run
+ckpt_every=20
 t_begin=$SECONDS
 
 say() { printf 'slurm test [%3ds]: %s\n' "$((SECONDS - t_begin))" "$*"; }
@@ -310,7 +310,7 @@ while :; do
 done
 say "first checkpoint written: sending the batch script USR1 (as --signal=B:USR1@N does)"
 scancel --batch --signal=USR1 "$id" || fail "scancel --batch --signal=USR1 $id failed"
-wait_done "$id" 60
+wait_done "$id" 90
 [ "$END_STATE" = COMPLETED ] || fail "job $id ended $END_STATE (expected COMPLETED)"
 say "job $id COMPLETED after a requeue"
 
