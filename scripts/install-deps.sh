@@ -2,7 +2,8 @@
 # Installs what entprog needs to build, test and run on Debian 12 (idempotent).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
-      libopenblas-dev libinih-dev libpng-dev python3-torch python3-h5py python3-numpy python3-matplotlib)
+      libopenblas-dev libinih-dev libpng-dev python3-torch python3-h5py python3-numpy python3-matplotlib
+      slurm-wlm munge)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
