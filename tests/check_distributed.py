@@ -65,6 +65,22 @@ for n, b in ((2, 3), (3, 2)):
     check(worst < 1e-4 and moments and ws == n,
           f"{n} ranks: final weights within 1e-4 of 1 rank ({worst:.1e}), all moment shards written, world_size {ws}")
 
+# 1b. the averaged gradient itself: one SGD step with no momentum and no clipping moves every weight by
+#     -lr * gradient, so the weight change of R ranks x batch B must equal 1 rank x batch R*B. lr = 1e4
+#     makes the change dwarf the weight, so reading it back loses no digits to the weight's rounding.
+SGD = [*S("train.steps=1"), *S("train.optimizer=sgd"), *S("train.lr=10000"), *S("train.momentum=0"),
+       *S("train.grad_clip=0"), *S("train.val_every=0"), *S("train.ckpt_every=1"), *S("train.init=one/ckpt_00000006.h5")]
+run(0, "train", DECK, *SGD, *S("train.batch=6"), *S("train.out_dir=g1"))
+with h5py.File(f"{WORK}/one/ckpt_00000006.h5", "r") as f0, h5py.File(f"{WORK}/g1/ckpt_00000001.h5", "r") as f1:
+    g_one = {k: f0["model"][k][()] - f1["model"][k][()] for k in f0["model"]}
+for n, b in ((2, 3), (3, 2)):
+    run(n, "train", DECK, *SGD, *S(f"train.batch={b}"), *S(f"train.out_dir=g{n}"))
+    with h5py.File(f"{WORK}/one/ckpt_00000006.h5", "r") as f0, h5py.File(f"{WORK}/g{n}/ckpt_00000001.h5", "r") as f1:
+        rel = max(float(np.max(np.abs((f0["model"][k][()] - f1["model"][k][()]) - g_one[k])) /
+                        max(float(np.max(np.abs(g_one[k]))), 1e-12)) for k in g_one)
+    check(rel < 2e-5, f"{n} ranks: the averaged gradient of the split global batch equals the 1-rank gradient "
+                      f"(worst tensor rel {rel:.1e}, tol 2e-5)")
+
 # 2. a checkpoint of 2 ranks resumes on 1 and on 3 ranks (re-sharded) and continues the same run
 for n, b in ((0, 6), (3, 2)):
     out = f"from2_on{max(n, 1)}"
