@@ -69,7 +69,8 @@ static void shape_str(char *buf, int n, int rank, const hsize_t *dims) {
     if (k < n) snprintf(buf + k, n - k, "]");
 }
 
-static void read_any(hid_t f, const char *lbl, const char *dset, hid_t mtype, void *out, int rank, const hsize_t *dims) {
+/* Dies naming the dataset unless it exists with exactly this shape. */
+static void expect_shape(hid_t f, const char *lbl, const char *dset, int rank, const hsize_t *dims) {
     hsize_t have[8];
     int r = h5_dims(f, lbl, dset, have, 8);
     int ok = r == rank;
@@ -80,6 +81,10 @@ static void read_any(hid_t f, const char *lbl, const char *dset, hid_t mtype, vo
         shape_str(b, sizeof b, rank, dims);
         ep_die("'%s': dataset %s has shape %s, expected %s", lbl, dset, a, b);
     }
+}
+
+static void read_any(hid_t f, const char *lbl, const char *dset, hid_t mtype, void *out, int rank, const hsize_t *dims) {
+    expect_shape(f, lbl, dset, rank, dims);
     hid_t d = H5Dopen2(f, dset, H5P_DEFAULT);
     if (H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
         ep_die("'%s': cannot read dataset %s (wrong type or corrupt data)", lbl, dset);
@@ -238,16 +243,7 @@ void h5_write_f32_range(hid_t f, const char *dset, const float *data, hsize_t a,
 
 void h5_read_f32_range(hid_t f, const char *lbl, const char *dset, float *out, int rank, const hsize_t *dims,
                        hsize_t a, hsize_t b) {
-    hsize_t have[8];
-    int r = h5_dims(f, lbl, dset, have, 8);
-    int ok = r == rank;
-    for (int i = 0; ok && i < rank; i++) ok = have[i] == dims[i];
-    if (!ok) {
-        char x[128], y[128];
-        shape_str(x, sizeof x, r, have);
-        shape_str(y, sizeof y, rank, dims);
-        ep_die("'%s': dataset %s has shape %s, expected %s", lbl, dset, x, y);
-    }
+    expect_shape(f, lbl, dset, rank, dims);
     hid_t d = H5Dopen2(f, dset, H5P_DEFAULT);
     hid_t fsel = flat_selection(d, a, b);
     hsize_t n = b > a ? b - a : 1;
