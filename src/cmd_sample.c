@@ -21,7 +21,7 @@
 
 #define SAMPLE_USAGE \
     "usage: entprog sample <deck> --ckpt CKPT [--steps S] [--eta E] [--guidance W] [--n N] [--input FILE] " \
-    "[--out DIR] [--seed K] [--ema]"
+    "[--out DIR] [--seed K] [--ema] [--clip C]"
 #define SAMPLES_FORMAT_VERSION 1
 #define DEFAULT_STEPS 50
 #define DEFAULT_N 8
@@ -30,7 +30,7 @@ typedef struct {
     const char *deck, *ckpt, *input, *out;
     DdimConfig ddim;
     int n;              /* 0: min(DEFAULT_N, videos) */
-    int has_seed, ema;
+    int has_seed, ema, has_clip;
     uint64_t seed;
 } SampleArgs;
 
@@ -56,14 +56,14 @@ static uint64_t parse_seed(const char *s) {
 }
 
 static int takes_value(const char *o) {
-    static const char *opts[] = {"--ckpt", "--steps", "--eta", "--guidance", "--n", "--input", "--out", "--seed"};
+    static const char *opts[] = {"--ckpt", "--steps", "--eta", "--guidance", "--n", "--input", "--out", "--seed", "--clip"};
     for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
         if (!strcmp(o, opts[i])) return 1;
     return 0;
 }
 
 static SampleArgs parse_args(int argc, char **argv) {
-    SampleArgs a = {.ddim = {DEFAULT_STEPS, 0.0, 1.0}};
+    SampleArgs a = {.ddim = {DEFAULT_STEPS, 0.0, 1.0, 0.0}};
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         if (takes_value(o) && i + 1 >= argc) ep_die("sample: %s needs a value (%s)", o, SAMPLE_USAGE);
@@ -75,6 +75,7 @@ static SampleArgs parse_args(int argc, char **argv) {
         else if (!strcmp(o, "--input")) a.input = argv[++i];
         else if (!strcmp(o, "--out")) a.out = argv[++i];
         else if (!strcmp(o, "--seed")) a.seed = parse_seed(argv[++i]), a.has_seed = 1;
+        else if (!strcmp(o, "--clip")) a.ddim.clip = parse_real(o, argv[++i]), a.has_clip = 1;
         else if (!strcmp(o, "--ema")) a.ema = 1;
         else if (o[0] == '-') ep_die("sample: unknown option '%s' (%s)", o, SAMPLE_USAGE);
         else if (!a.deck) a.deck = o;
@@ -157,6 +158,7 @@ static void write_attrs(hid_t f, const RunInfo *r, int N) {
     h5_attr_int(f, "/", "steps", r->a->ddim.steps);
     h5_attr_double(f, "/", "eta", r->a->ddim.eta);
     h5_attr_double(f, "/", "guidance", r->a->ddim.guidance);
+    h5_attr_double(f, "/", "clip", r->a->ddim.clip);
     h5_attr_int(f, "/", "seed", (long long)r->seed); /* < 2^63: checked when chosen */
     h5_attr_str(f, "/", "checkpoint", r->a->ckpt);
     h5_attr_str(f, "/", "weights", r->a->ema ? "ema" : "model");
@@ -239,6 +241,9 @@ int cmd_sample(int argc, char **argv) {
     if (strcmp(space, "pixel") && rank == 0)
         ep_warn("sample: '%s' has latent_space '%s', not 'pixel': the pictures show latent channels, not decoded frames",
                 input, space);
+    /* pixel-space data lies in [-1, 1]: clamping x0_hat there keeps early,
+     * poorly predicted steps from throwing the trajectory off the data */
+    if (!a.has_clip) a.ddim.clip = !strcmp(space, "pixel") ? 1.0 : 0.0;
     int N = sample_count(&a, ds, input);
     if (rank == 0) make_folder(out);
     uint64_t seed = a.has_seed ? a.seed : deck.train.seed;
@@ -246,9 +251,9 @@ int cmd_sample(int argc, char **argv) {
         ep_die("sample: the deck's train.seed %llu is 2^63 or more; give --seed below 2^63",
                (unsigned long long)seed);
     if (rank == 0) {
-        printf("entprog sample: %s (%s weights) on %d videos of %s: %d DDIM steps, eta %g, guidance %g, seed %llu, "
-               "batch %d, %d rank(s)\n", a.ckpt, a.ema ? "EMA" : "model", N, input, a.ddim.steps, a.ddim.eta,
-               a.ddim.guidance, (unsigned long long)seed, m.B, world);
+        printf("entprog sample: %s (%s weights) on %d videos of %s: %d DDIM steps, eta %g, guidance %g, clip %g, "
+               "seed %llu, batch %d, %d rank(s)\n", a.ckpt, a.ema ? "EMA" : "model", N, input, a.ddim.steps,
+               a.ddim.eta, a.ddim.guidance, a.ddim.clip, (unsigned long long)seed, m.B, world);
         fflush(stdout);
     }
     SampleSet s;

@@ -25,6 +25,7 @@ void ddim_check(const DdimConfig *c, const char *who) {
                DIFFUSION_T);
     if (!(c->eta >= 0) || !isfinite(c->eta)) ep_die("%s: --eta %g must be a finite number >= 0", who, c->eta);
     if (!isfinite(c->guidance)) ep_die("%s: --guidance %g must be finite", who, c->guidance);
+    if (!(c->clip >= 0) || !isfinite(c->clip)) ep_die("%s: --clip %g must be a finite number >= 0 (0: off)", who, c->clip);
 }
 
 void ddim_guided_eps(const DdimModel *m, double w, const float *x, const int *t, int B, size_t per,
@@ -46,11 +47,13 @@ void ddim_guided_eps(const DdimModel *m, double w, const float *x, const int *t,
 
 /* Coefficients of one update from abar_t to abar_prev (abar_prev = 1 after the last step). */
 typedef struct {
-    double inv_sqrt_ab, sqrt_1m_ab, sqrt_abp, dir, sigma;
+    double inv_sqrt_ab, sqrt_ab, sqrt_1m_ab, sqrt_abp, dir, sigma, clip;
 } StepCoef;
 
-static StepCoef step_coef(double ab, double abp, double eta) {
+static StepCoef step_coef(double ab, double abp, double eta, double clip) {
     StepCoef k;
+    k.clip = clip;
+    k.sqrt_ab = sqrt(ab);
     k.inv_sqrt_ab = 1.0 / sqrt(ab);
     k.sqrt_1m_ab = sqrt(1.0 - ab);
     k.sqrt_abp = sqrt(abp);
@@ -60,11 +63,17 @@ static StepCoef step_coef(double ab, double abp, double eta) {
     return k;
 }
 
-/* x <- sqrt(abp) x0_hat + dir eps + sigma z for one row. */
+/* x <- sqrt(abp) x0_hat + dir eps + sigma z for one row. A clamped x0_hat
+ * comes with the eps that explains x_t from it, as IDDPM's clipped DDIM does;
+ * an unclamped one keeps the model's eps bit for bit. */
 static void update_row(const StepCoef *k, float *x, const float *eps, size_t per, Rng *rng) {
     for (size_t j = 0; j < per; j++) {
-        double x0 = ((double)x[j] - k->sqrt_1m_ab * eps[j]) * k->inv_sqrt_ab;
-        double v = k->sqrt_abp * x0 + k->dir * eps[j];
+        double e = eps[j], x0 = ((double)x[j] - k->sqrt_1m_ab * e) * k->inv_sqrt_ab;
+        if (k->clip > 0 && (x0 > k->clip || x0 < -k->clip)) {
+            x0 = x0 > k->clip ? k->clip : -k->clip;
+            e = ((double)x[j] - k->sqrt_ab * x0) / k->sqrt_1m_ab;
+        }
+        double v = k->sqrt_abp * x0 + k->dir * e;
         if (k->sigma > 0) v += k->sigma * rng_normal(rng);
         x[j] = (float)v;
     }
@@ -83,7 +92,7 @@ void ddim_sample(const Diffusion *d, const DdimConfig *c, const DdimModel *m, in
         for (int i = 0; i < B; i++) tb[i] = ts[k];
         ddim_guided_eps(m, c->guidance, x, tb, B, per, eps, scratch);
         double abp = k + 1 < S ? d->abar[ts[k + 1]] : 1.0;
-        StepCoef coef = step_coef(d->abar[ts[k]], abp, c->eta);
+        StepCoef coef = step_coef(d->abar[ts[k]], abp, c->eta, c->clip);
         for (int i = 0; i < B; i++) update_row(&coef, x + (size_t)i * per, eps + (size_t)i * per, per, rng + i);
         if (m->hook) m->hook(m->hook_ctx, k, S);
     }

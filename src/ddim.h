@@ -18,6 +18,7 @@ typedef struct {
     int steps;        /* S in [1, DIFFUSION_T] */
     double eta;       /* 0: deterministic DDIM; 1: DDPM-like posterior noise */
     double guidance;  /* w: eps = eps_u + w (eps_c - eps_u); 1 skips the unconditional pass */
+    double clip;      /* > 0: x0_hat clamped to [-clip, clip] (eps re-derived from it); 0: off */
 } DdimConfig;
 
 typedef struct {
@@ -32,7 +33,7 @@ typedef struct {
  * Dies when S is outside [1, DIFFUSION_T]. */
 void ddim_timesteps(int S, int *ts);
 
-/* Checks steps, eta >= 0 and a finite guidance; dies naming `who`'s options. */
+/* Checks steps, eta >= 0, a finite guidance and clip >= 0; dies naming `who`'s options. */
 void ddim_check(const DdimConfig *c, const char *who);
 
 /* Guided noise estimate of B rows at timesteps t: calls the conditional pass

@@ -18,7 +18,7 @@ static void usage(FILE *out) {
             "  cei <deck> --ckpt CKPT [--n N] [--out DIR]\n"
             "                                      CEI score of every block (Ent-Prog), stored in CKPT\n"
             "  sample <deck> --ckpt CKPT [--steps S] [--eta E] [--guidance W] [--n N] [--input FILE]\n"
-            "         [--out DIR] [--seed K] [--ema]\n"
+            "         [--out DIR] [--seed K] [--ema] [--clip C]\n"
             "                                      generate videos (DDIM) for test videos: samples.h5, GIFs, grid.png\n"
             "  eval --samples DIR/samples.h5 [--out FILE.json]\n"
             "                                      SSIM, PSNR, L1 and temporal metrics of generated videos\n");

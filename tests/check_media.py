@@ -205,6 +205,94 @@ def close(a, b, tol=1e-7):
     return abs(a - b) <= tol * max(1.0, abs(b))
 
 
+# ---------------------------------------------------------------- an independent DDIM
+
+MASK = (1 << 64) - 1
+
+
+def splitmix(x):
+    x = (x + 0x9E3779B97F4A7C15) & MASK
+    z = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+    return x, z ^ (z >> 31)
+
+
+class Xoshiro:
+    """src/rng.c in Python: rng_seed_stream, xoshiro256**, Box-Muller normals."""
+
+    def __init__(self, seed, stream):
+        _, x = splitmix((seed ^ ((stream * 0xD1B54A32D192ED03) & MASK)) & MASK)
+        self.s = []
+        for _ in range(4):
+            x, v = splitmix(x)
+            self.s.append(v)
+
+    def next(self):
+        s = self.s
+        rotl = lambda v, k: ((v << k) | (v >> (64 - k))) & MASK
+        out = (rotl((s[1] * 5) & MASK, 7) * 9) & MASK
+        t = (s[1] << 17) & MASK
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = rotl(s[3], 45)
+        return out
+
+    def normal(self):
+        u1 = ((self.next() >> 11) + 1) * (1.0 / 9007199254740992.0)
+        u2 = (self.next() >> 11) * (1.0 / 9007199254740992.0)
+        return math.sqrt(-2.0 * math.log(u1)) * math.cos(6.283185307179586 * u2)
+
+
+def reference_ddim(r, ckpt, data, N, F, S, w, clip, seed):
+    """DDIM (eta 0) of docs/sampling.md in numpy, the network through `entprog predict`."""
+    beta = 1e-4 + (0.02 - 1e-4) * np.arange(1000) / 999
+    abar = np.cumprod(1 - beta)
+    with h5py.File(data, "r") as d:
+        ref = d["latents"][:N, 0]
+        pose = d["pose"][:N, :F].astype(np.float32) / np.float32(255)
+        shape = d["latents"].shape[2:]
+    x = np.zeros((N, F) + shape, np.float32)
+    for i in range(N):
+        g = Xoshiro(seed, (1 << 40) + i)
+        x[i] = np.array([g.normal() for _ in range(x[i].size)], np.float32).reshape(x[i].shape)
+    ts = [(2 * j * 999 + S - 1) // (2 * (S - 1)) for j in range(S - 1, -1, -1)]
+
+    def predict(x, t, drop):
+        with h5py.File(os.path.join(r.work, "ddim_in.h5"), "w") as f:
+            f["x"], f["t"], f["ref"], f["pose"] = x, np.full(N, t, np.int32), ref, pose
+            f["drop_ref"] = f["drop_pose"] = np.full(N, drop, np.uint8)
+        r.run("predict", "--weights", ckpt, "--inputs", "ddim_in.h5", "--out", "ddim_out.h5")
+        with h5py.File(os.path.join(r.work, "ddim_out.h5"), "r") as f:
+            return f["eps_hat"][:].astype(np.float64)
+
+    for k, t in enumerate(ts):
+        ec, eu = predict(x, t, 0), predict(x, t, 1)
+        e = (eu + w * (ec - eu)).astype(np.float32).astype(np.float64)
+        ab, abp = abar[t], (abar[ts[k + 1]] if k + 1 < S else 1.0)
+        x0 = (x - math.sqrt(1 - ab) * e) / math.sqrt(ab)
+        hit = np.abs(x0) > clip
+        x0 = np.where(hit, np.sign(x0) * clip, x0)
+        e = np.where(hit, (x - math.sqrt(ab) * x0) / math.sqrt(1 - ab), e)
+        x = (math.sqrt(abp) * x0 + math.sqrt(1 - abp) * e).astype(np.float32)
+    return x
+
+
+def check_reference_ddim(r, deck):
+    """entprog sample against the numpy DDIM above: same noise, same network, guidance 2, clip 1."""
+    r.run("sample", deck, "--ckpt", "run/ckpt_00000003.h5", "--steps", "4", "--n", "2", "--guidance", "2",
+          "--out", "s_ref")
+    want = reference_ddim(r, "run/ckpt_00000003.h5", os.path.join(r.work, "data/test.h5"), 2, 4, 4, 2.0, 1.0, 1)
+    with h5py.File(os.path.join(r.work, "s_ref/samples.h5"), "r") as f:
+        got = f["generated"][:]
+        clip = attr(f, "clip")
+    d = np.abs(got - want).max()
+    check(clip == 1.0 and d < 1e-4 and np.abs(want).max() > 0.5,
+          f"entprog sample = numpy DDIM (rng.c's streams, entprog predict, guidance 2, clip {clip}): max difference {d:.1e}")
+
+
 # ---------------------------------------------------------------- the runs
 
 class Runner:
@@ -437,6 +525,7 @@ def check_errors(r, deck):
     e(["sample", deck, *ck, "--steps", "1001"], "--steps", "sample --steps 1001")
     e(["sample", deck, *ck, "--eta", "-1"], "--eta", "sample --eta -1")
     e(["sample", deck, *ck, "--guidance", "nan"], "--guidance", "sample --guidance nan")
+    e(["sample", deck, *ck, "--clip", "-1"], "--clip", "sample --clip -1")
     e(["sample", deck, *ck, "--n", "3"], "holds only 2 videos", "sample --n beyond the test split")
     e(["sample", deck, *ck, "--ema"], "no /ema", "sample --ema on a checkpoint without EMA")
     e(["sample", deck, *ck, "--input", "nope.h5"], "nope.h5", "sample --input of a missing file")
@@ -488,6 +577,7 @@ def main():
     check_grid(os.path.join(args.work, "s/grid.png"), s)
     check_eval(os.path.join(args.work, "s/eval.json"), os.path.join(args.work, "s/eval.csv"), s)
     check_identical_eval(r, os.path.join(args.work, "s/samples.h5"))
+    check_reference_ddim(r, deck)
     check_mpi_and_batch(r, s["generated"], deck)
     check_options(r, deck, s["generated"])
     check_errors(r, deck)

@@ -97,21 +97,22 @@ static void test_respacing(void) {
     check(all, "respacing S=1000 is every step 999..0");
 }
 
-static void test_recovers_x0(const Diffusion *d, double eta, int S) {
+static void test_recovers_x0(const Diffusion *d, double eta, int S, double clip) {
     enum { B = 3, PER = 64 };
     float x0[PER], x[B * PER];
     Rng rngs[B];
     for (int j = 0; j < PER; j++) x0[j] = (float)sin(0.37 * j) * 0.9f;
     fill_noise(x, B * PER, rngs, B, PER, 7);
     Oracle o = {d, x0, B, PER, {0, 0}};
-    DdimConfig c = {S, eta, 1.0};
+    DdimConfig c = {S, eta, 1.0, clip};
     DdimModel m = {oracle, &o, NULL, NULL};
     ddim_sample(d, &c, &m, B, PER, x, rngs);
     double e = max_err_to_x0(x, x0, B, PER);
     /* one step from t = 999 divides the float eps_hat's rounding by sqrt(abar_999) = 0.0064 */
     double tol = S == 1 ? 5e-5 : 1e-5;
     char what[128];
-    snprintf(what, sizeof what, "eta=%g S=%d on the exact-noise model returns x0 (max error %.2e <= %g)", eta, S, e, tol);
+    snprintf(what, sizeof what, "eta=%g S=%d clip=%g on the exact-noise model returns x0 (max error %.2e <= %g)", eta, S,
+             clip, e, tol);
     check(e <= tol, what);
     snprintf(what, sizeof what, "eta=%g S=%d: guidance 1 calls the conditional pass %d times, unconditional %d",
              eta, S, o.calls[1], o.calls[0]);
@@ -177,7 +178,7 @@ static void test_eta_noise(const Diffusion *d) {
     Toy toy_m = {B, PER, {0, 0}};
     Snap snap = {x, first, B * PER};
     DdimModel m = {toy, &toy_m, snap_hook, &snap};
-    DdimConfig c = {S, 0.7, 3.0};
+    DdimConfig c = {S, 0.7, 3.0, 0.0};
     ddim_sample(d, &c, &m, B, PER, x, rngs);
 
     /* the first step by hand, in double, with z drawn from a copy of each row's stream */
@@ -229,15 +230,61 @@ static void test_eta_noise(const Diffusion *d) {
     check(memcmp(again, x, sizeof x) != 0, "eta > 0: other seeds give another sample");
 }
 
+/* eps_hat = 0 everywhere: x0_hat = x_t / sqrt(abar_t), far outside [-1, 1] at t = 999. */
+static void zero_eps(void *ctx, const float *x, const int *t, int cond, float *eps) {
+    (void)x, (void)t, (void)cond;
+    memset(eps, 0, *(const size_t *)ctx * sizeof(float));
+}
+
+static void test_clip(const Diffusion *d) {
+    enum { PER = 32 };
+    float x[PER], x_start[PER], first[PER];
+    Rng r;
+    fill_noise(x, PER, &r, 1, PER, 5);
+    memcpy(x_start, x, sizeof x);
+    size_t n = PER;
+    DdimModel m = {zero_eps, &n, NULL, NULL};
+    DdimConfig one = {1, 0.0, 1.0, 1.0};
+    ddim_sample(d, &one, &m, 1, PER, x, &r);
+    int ok = 1;
+    for (int j = 0; j < PER; j++) ok &= x[j] == (x_start[j] > 0 ? 1.0f : -1.0f);
+    check(ok, "clip 1, one step: x0_hat clamped to +-1 exactly");
+
+    /* three steps: the first by hand, with eps re-derived from the clamped x0_hat */
+    memcpy(x, x_start, sizeof x);
+    Snap snap = {x, first, PER};
+    DdimModel ms = {zero_eps, &n, snap_hook, &snap};
+    DdimConfig three = {3, 0.0, 1.0, 1.0};
+    ddim_sample(d, &three, &ms, 1, PER, x, &r);
+    int ts[3];
+    ddim_timesteps(3, ts);
+    double ab = d->abar[ts[0]], abp = d->abar[ts[1]], err = 0;
+    for (int j = 0; j < PER; j++) {
+        double x0 = x_start[j] / sqrt(ab);
+        x0 = x0 > 1 ? 1 : x0 < -1 ? -1 : x0;
+        double e = (x_start[j] - sqrt(ab) * x0) / sqrt(1 - ab);
+        err = fmax(err, fabs(sqrt(abp) * x0 + sqrt(1 - abp) * e - first[j]));
+    }
+    char what[128];
+    snprintf(what, sizeof what, "clip 1: a clamped step uses eps = (x_t - sqrt(abar) x0_clamped)/sqrt(1-abar) (max error %.1e)", err);
+    check(err < 1e-6, what);
+    double worst = 0;
+    for (int j = 0; j < PER; j++) worst = fmax(worst, fabs(x[j]));
+    snprintf(what, sizeof what, "clip 1: the sample stays in [-1, 1] (max |x| %.3f)", worst);
+    check(worst <= 1.0, what);
+}
+
 static int run_ddim(void) {
     Diffusion d;
     diffusion_init(&d);
     test_respacing();
-    test_recovers_x0(&d, 0.0, 1);
-    test_recovers_x0(&d, 0.0, 10);
-    test_recovers_x0(&d, 0.0, 50);
-    test_recovers_x0(&d, 0.0, 1000);
-    test_recovers_x0(&d, 1.0, 25);
+    test_recovers_x0(&d, 0.0, 1, 0.0);
+    test_recovers_x0(&d, 0.0, 10, 0.0);
+    test_recovers_x0(&d, 0.0, 50, 0.0);
+    test_recovers_x0(&d, 0.0, 1000, 0.0);
+    test_recovers_x0(&d, 1.0, 25, 0.0);
+    test_recovers_x0(&d, 0.0, 10, 1.0); /* x0 inside [-1, 1]: the clamp never engages */
+    test_clip(&d);
     test_guidance();
     test_eta_noise(&d);
     return failures ? 1 : 0;
