@@ -80,32 +80,7 @@ static int same_file(const char *path, const char *bytes, size_t n) {
     return same;
 }
 
-/* Runs fn(arg) in a child; it must exit non-zero with `want` in its stderr. */
-static void expect_death(const char *what, void (*fn)(const void *), const void *arg, const char *want) {
-    int fd[2];
-    if (pipe(fd) != 0) { perror("pipe"); exit(2); }
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fd[1], 2);
-        close(fd[0]);
-        close(fd[1]);
-        fn(arg);
-        _exit(0);
-    }
-    close(fd[1]);
-    char msg[4096] = {0};
-    size_t n = 0;
-    for (ssize_t got; n < sizeof msg - 1 && (got = read(fd[0], msg + n, sizeof msg - 1 - n)) > 0;) n += (size_t)got;
-    close(fd[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    int died = !WIFEXITED(status) || WEXITSTATUS(status) != 0;
-    CHECK(died && strstr(msg, want), "%s: want a death mentioning '%s', got %s: %s", what, want,
-          died ? "death" : "exit 0", msg);
-    if (died && strstr(msg, want)) printf("ok   %-34s %s", what, msg);
-}
+#include "expect_death.h"
 
 /* Runs argv[0] with cwd as working directory; stdout to out_log (may be NULL), stderr into err.
  * Returns the exit code (or 128 + signal). */

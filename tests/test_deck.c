@@ -14,35 +14,7 @@ static const char *workdir;
 
 #define CHECK(cond) do { if (!(cond)) { fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); failures++; } } while (0)
 
-/* Runs fn(arg) in a child; it must exit non-zero with `want` in its stderr. */
-static void expect_death(const char *what, void (*fn)(const void *), const void *arg, const char *want) {
-    int fd[2];
-    if (pipe(fd) != 0) { perror("pipe"); exit(2); }
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fd[1], 2);
-        close(fd[0]);
-        close(fd[1]);
-        fn(arg);
-        _exit(0); /* it should have died */
-    }
-    close(fd[1]);
-    char msg[4096] = {0};
-    size_t n = 0;
-    for (ssize_t got; n < sizeof msg - 1 && (got = read(fd[0], msg + n, sizeof msg - 1 - n)) > 0;) n += (size_t)got;
-    close(fd[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    int died = WIFEXITED(status) ? WEXITSTATUS(status) != 0 : 1;
-    if (!died || !strstr(msg, want)) {
-        fprintf(stderr, "FAIL %s: want death with '%s', got %s: %s\n", what, want, died ? "death" : "exit 0", msg);
-        failures++;
-    } else {
-        printf("ok   %-28s %s", what, msg);
-    }
-}
+#include "expect_death.h"
 
 /* ------------------------------------------------------------------------- */
 
