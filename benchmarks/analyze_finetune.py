@@ -95,11 +95,8 @@ for rep in (1, 2):
         continue
     target = min(l for _, l, _ in f["val"])
     tf, te = time_to(f, target), time_to(e, target)
-    speed = f"{tf / te:.2f}x" if te else "not reached"
-    lines.append(f"| {rep} | {target:.5f} | {tf:.1f} | {te:.1f} | {speed} | {f['mem']:.1f} | {e['mem']:.1f} | "
-                 f"{f['mem'] / e['mem']:.2f}x | {f['val'][-1][1]:.5f} / {e['val'][-1][1]:.5f} | "
-                 f"{f['train_s']:.0f} / {e['train_s']:.0f} |" if te else
-                 f"| {rep} | {target:.5f} | {tf:.1f} | not reached | - | {f['mem']:.1f} | {e['mem']:.1f} | "
+    reached, speed = (f"{te:.1f}", f"{tf / te:.2f}x") if te else ("not reached", "-")
+    lines.append(f"| {rep} | {target:.5f} | {tf:.1f} | {reached} | {speed} | {f['mem']:.1f} | {e['mem']:.1f} | "
                  f"{f['mem'] / e['mem']:.2f}x | {f['val'][-1][1]:.5f} / {e['val'][-1][1]:.5f} | "
                  f"{f['train_s']:.0f} / {e['train_s']:.0f} |")
 lines += ["", "The same comparison on the running mean of 4 validations (100 steps), which removes most of the "
