@@ -43,14 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RTOL 1e-3
-#define FD_H 1e-2
-#define NOISE_ULPS 2.0
-#define GTOL 2e-5
-
-static Rng g_rng;
-static int g_fail, g_checks;
-static double g_sabotage = 1.0;
+#include "fd_check.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -79,13 +72,6 @@ static void report(const char *name, double analytic, double numeric, double err
     printf("%-52s analytic % .9e numeric % .9e rel %.2e %s\n", name, analytic, numeric, err, ok ? "ok" : "FAIL");
 }
 
-/* A pass/fail line for a forward-value or contract check: err against tol. */
-static void report_max(const char *name, double err, double tol) {
-    g_checks++;
-    int ok = err <= tol;
-    if (!ok) g_fail++;
-    printf("%-52s max err %.3e (tol %.1e) %s\n", name, err, tol, ok ? "ok" : "FAIL");
-}
 
 static double dot_loss(const float *out, const float *R, size_t n, double *abssum) {
     double s = 0, a = 0;
@@ -152,23 +138,13 @@ static double central(const Case *c, const Input *t, const float *x0, const doub
 static void fd_check(const Case *c, const Input *t, const double *d, const char *label) {
     float *x0 = falloc(t->n);
     memcpy(x0, t->x, t->n * sizeof(float));
-    double a1, a2, s1, s2, ga, ga2;
-    double d1 = central(c, t, x0, d, FD_H, &a1, &s1, &ga);
-    double d2 = central(c, t, x0, d, 2 * FD_H, &a2, &s2, &ga2);
-    double numeric = (4 * d1 - d2) / 3, analytic = (4 * a1 - a2) / 3;
-    /* float32 noise: NOISE_ULPS ulps of sum|out R| per evaluation of L, over 2h;
-     * through the combination (4/3 of D(h)'s, 1/6 of it from D(2h)) at most 1.5x */
-    double noise = 1.5 * NOISE_ULPS * ldexp(1.0, -24) * (s1 > s2 ? s1 : s2) / (2 * FD_H);
-    double scale = fabs(analytic) > fabs(numeric) ? fabs(analytic) : fabs(numeric);
-    double diff = fabs(analytic - numeric);
-    double tol = RTOL * scale + noise + GTOL * ga;
-    int ok = diff <= tol;
+    FdProbe p1, p2;
+    p1.dN = central(c, t, x0, d, FD_H, &p1.a, &p1.s, &p1.ga);
+    p2.dN = central(c, t, x0, d, 2 * FD_H, &p2.a, &p2.s, &p2.ga);
+    FdVerdict v = fd_verdict(p1, p2);
     char name[160];
     snprintf(name, sizeof name, "%s d/d%s %s", c->op, t->name, label);
-    report(name, analytic, numeric, scale > 0 ? diff / scale : diff, ok);
-    if (getenv("FDDBG"))
-        printf("   plain D(h) rel %.2e  diff %.3e noise %.3e rtol-part %.3e gtol-part %.3e\n",
-               fabs(d1 - a1) / fmax(fabs(a1), 1e-300), diff, noise, RTOL * scale, GTOL * ga);
+    report(name, v.analytic, v.numeric, v.scale > 0 ? v.diff / v.scale : v.diff, v.diff <= v.tol);
     free(x0);
 }
 
