@@ -6,27 +6,15 @@ search window continues bit for bit (timing = cost makes the search itself
 deterministic). Usage: check_entprog.py ENTPROG DECK WORKDIR"""
 import os
 import shutil
-import subprocess
 import sys
 
 import h5py
 import numpy as np
+from e2e import Harness
 
 ENTPROG, DECK, WORK = sys.argv[1], os.path.abspath(sys.argv[2]), sys.argv[3]
-failures = []
-
-
-def run(*args, ok=True):
-    p = subprocess.run([ENTPROG, *args], cwd=WORK, capture_output=True, text=True)
-    if ok and p.returncode != 0:
-        sys.exit(f"FAILED: entprog {' '.join(args)}\n{p.stdout}\n{p.stderr}")
-    return p
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
+H = Harness(ENTPROG, WORK)
+run, check = H.run, H.check
 
 
 def rows(path, kinds=("train", "search")):
@@ -84,7 +72,7 @@ with h5py.File(f"{WORK}/temporal/ckpt_00000060.h5", "r") as f:
 
 # 3. resume bit-exactly: in the middle of a supernet window (step 23, window 20..25) and of a stage (step 46)
 for search in ("supernet", "trials"):
-    base = [*FT, *S(f"entprog.method=entprog"), *S(f"entprog.search={search}"), *S("train.ckpt_every=23"),
+    base = [*FT, *S("entprog.method=entprog"), *S(f"entprog.search={search}"), *S("train.ckpt_every=23"),
             *S("train.keep_ckpts=0")]
     run("train", DECK, *base, *S(f"train.out_dir={search}_a"))
     for at in (23, 46):
@@ -103,6 +91,4 @@ for search in ("supernet", "trials"):
         check(same and np.array_equal(sa["stages"], sb["stages"], equal_nan=True),
               f"{search}: resumed at step {at}, final weights and schedule identical")
 
-if failures:
-    sys.exit(f"{len(failures)} check(s) failed: {failures}")
-print("all entprog checks passed")
+H.finish("entprog")

@@ -6,27 +6,15 @@ checkpoints. Usage: check_train.py ENTPROG DECK WORKDIR"""
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 
 import h5py
 import numpy as np
+from e2e import Harness
 
 ENTPROG, DECK, WORK = sys.argv[1], os.path.abspath(sys.argv[2]), sys.argv[3]
-failures = []
-
-
-def run(*args, ok=True):
-    p = subprocess.run([ENTPROG, *args], cwd=WORK, capture_output=True, text=True)
-    if ok and p.returncode != 0:
-        sys.exit(f"FAILED: entprog {' '.join(args)}\n{p.stdout}\n{p.stderr}")
-    return p
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
+H = Harness(ENTPROG, WORK)
+run, check = H.run, H.check
 
 
 def expect_error(args, needle, what):
@@ -135,6 +123,4 @@ expect_error(["predict", "--weights", "a/ckpt_00000020.h5", "--inputs", "bad_in.
 check(not os.path.exists(f"{WORK}/f") or not any(n.endswith(".h5") for n in os.listdir(f"{WORK}/f")),
       "failed starts wrote no checkpoint")
 
-if failures:
-    sys.exit(f"{len(failures)} check(s) failed: {failures}")
-print("all train checks passed")
+H.finish("train")
