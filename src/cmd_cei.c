@@ -8,6 +8,7 @@
 #include "checkpoint.h"
 #include "ckpt_schedule.h"
 #include "commands.h"
+#include "paths.h"
 #include "deck.h"
 #include "die.h"
 #include "png_write.h"
@@ -69,25 +70,7 @@ static void folder_of(const char *path, char *dir, size_t n) {
     else *slash = 0;
 }
 
-/* mkdir -p, so --out may name a new folder. */
-static void make_folder(const char *dir) {
-    char buf[DECK_PATH_MAX + 64];
-    if ((size_t)snprintf(buf, sizeof buf, "%s", dir) >= sizeof buf) ep_die("cei: --out '%s' is too long", dir);
-    for (char *p = buf + 1;; p++) {
-        if (*p != '/' && *p) continue;
-        char c = *p;
-        *p = 0;
-        if (mkdir(buf, 0775) != 0 && errno != EEXIST) ep_die("cei: cannot create folder '%s': %s", buf, strerror(errno));
-        if (!c) break;
-        *p = c;
-    }
-}
 
-/* dir/name into buf, refusing paths that do not fit. */
-static void join(char *buf, size_t n, const char *dir, const char *name) {
-    int k = snprintf(buf, n, "%s/%s", dir, name);
-    if (k < 0 || (size_t)k >= n) ep_die("cei: path '%s/%s' is too long", dir, name);
-}
 
 /* rank[b]: 1 for the block with the highest score. */
 static void ranks_of(const int *order, int L, int *rank) {
@@ -193,11 +176,11 @@ int cmd_cei(int argc, char **argv) {
     Model m;
     load_model(&m, &deck, a.ckpt);
     char path[DECK_PATH_MAX + 64], out[DECK_PATH_MAX + 64];
-    join(path, sizeof path, deck.data.dir, "train.h5");
+    path_join(path, sizeof path, deck.data.dir, "train.h5");
     Dataset *ds = dataset_open(path, &deck.model, deck.data.frame_stride);
     if (a.out) snprintf(out, sizeof out, "%s", a.out);
     else folder_of(a.ckpt, out, sizeof out);
-    make_folder(out);
+    path_mkdirs(out, "--out");
     printf("entprog cei: %s, %d probe tuples from %s (seed %llu), batch %d, %d forward passes\n", a.ckpt, a.n, path,
            (unsigned long long)deck.train.seed, m.B, (L + 1) * ((a.n + m.B - 1) / m.B));
     fflush(stdout);
@@ -210,9 +193,9 @@ int cmd_cei(int argc, char **argv) {
     ranks_of(order, L, rank);
     print_table(pi, rank, L);
 
-    join(path, sizeof path, out, "cei.csv");
+    path_join(path, sizeof path, out, "cei.csv");
     write_csv(path, pi, rank, L);
-    join(path, sizeof path, out, "cei.png");
+    path_join(path, sizeof path, out, "cei.png");
     write_chart(path, pi, rank, L);
     ckpt_write_cei(a.ckpt, pi, order, L);
     printf("wrote %s/cei.csv, %s/cei.png and /schedule/{cei,order} in %s (%.1f s)\n", out, out, a.ckpt, now_s() - t0);

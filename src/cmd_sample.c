@@ -6,6 +6,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "checkpoint.h"
 #include "commands.h"
+#include "paths.h"
 #include "deck.h"
 #include "die.h"
 #include "h5util.h"
@@ -87,25 +88,7 @@ static SampleArgs parse_args(int argc, char **argv) {
     return a;
 }
 
-/* dir/name into buf, refusing paths that do not fit. */
-static void join(char *buf, size_t n, const char *dir, const char *name) {
-    int k = snprintf(buf, n, "%s/%s", dir, name);
-    if (k < 0 || (size_t)k >= n) ep_die("sample: path '%s/%s' is too long", dir, name);
-}
 
-/* mkdir -p, so --out may name a new folder. */
-static void make_folder(const char *dir) {
-    char buf[DECK_PATH_MAX + 64];
-    if ((size_t)snprintf(buf, sizeof buf, "%s", dir) >= sizeof buf) ep_die("sample: --out '%s' is too long", dir);
-    for (char *p = buf + 1;; p++) {
-        if (*p != '/' && *p) continue;
-        char c = *p;
-        *p = 0;
-        if (mkdir(buf, 0775) != 0 && errno != EEXIST) ep_die("sample: cannot create folder '%s': %s", buf, strerror(errno));
-        if (!c) break;
-        *p = c;
-    }
-}
 
 /* Default output folder: "samples" next to the checkpoint. */
 static void default_out(const char *ckpt, char *out, size_t n) {
@@ -202,15 +185,15 @@ static void write_outputs(const char *out, SampleSet *s, Dataset *ds, const RunI
     char path[DECK_PATH_MAX + 64];
     sample_read_truth(ds, s);
     sample_make_frames(s);
-    join(path, sizeof path, out, "samples.h5");
+    path_join(path, sizeof path, out, "samples.h5");
     write_samples_h5(path, s, r);
     for (int i = 0; i < s->N; i++) {
         char name[32];
         snprintf(name, sizeof name, "sample_%d.gif", i);
-        join(path, sizeof path, out, name);
+        path_join(path, sizeof path, out, name);
         sample_write_gif(path, s, i, r->deck->data.fps);
     }
-    join(path, sizeof path, out, "grid.png");
+    path_join(path, sizeof path, out, "grid.png");
     sample_write_grid(path, s);
     printf("wrote %s/samples.h5, %s/sample_{0..%d}.gif and %s/grid.png\n", out, out, s->N - 1, out);
 }
@@ -231,7 +214,7 @@ int cmd_sample(int argc, char **argv) {
     deck_load(&deck, a.deck);
     char input[DECK_PATH_MAX + 64], out[DECK_PATH_MAX + 64], space[64];
     if (a.input) snprintf(input, sizeof input, "%s", a.input);
-    else join(input, sizeof input, deck.data.dir, "test.h5");
+    else path_join(input, sizeof input, deck.data.dir, "test.h5");
     if (a.out) snprintf(out, sizeof out, "%s", a.out);
     else default_out(a.ckpt, out, sizeof out);
     Model m;
@@ -245,7 +228,7 @@ int cmd_sample(int argc, char **argv) {
      * poorly predicted steps from throwing the trajectory off the data */
     if (!a.has_clip) a.ddim.clip = !strcmp(space, "pixel") ? 1.0 : 0.0;
     int N = sample_count(&a, ds, input);
-    if (rank == 0) make_folder(out);
+    if (rank == 0) path_mkdirs(out, "--out");
     uint64_t seed = a.has_seed ? a.seed : deck.train.seed;
     if (seed > (uint64_t)LLONG_MAX) /* samples.h5 keeps it as an int64 attribute */
         ep_die("sample: the deck's train.seed %llu is 2^63 or more; give --seed below 2^63",

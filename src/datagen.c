@@ -1,6 +1,7 @@
 /* `entprog datagen`: render the synthetic dancers and write the split files. */
 #define _POSIX_C_SOURCE 200809L
 #include "datagen.h"
+#include "paths.h"
 #include "backdrop.h"
 #include "die.h"
 #include "figure.h"
@@ -195,19 +196,9 @@ static void write_split(const Deck *d, int split, int N, const char *dir) {
     fflush(stdout);
 }
 
-/* mkdir -p */
+/* mkdir -p, then make sure it is a folder */
 static void make_dirs(const char *dir) {
-    char buf[DECK_PATH_MAX];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) ep_die("data.dir '%s' is too long", dir);
-    for (char *p = buf + 1;; p++) {
-        if (*p != '/' && *p != 0) continue;
-        char c = *p;
-        *p = 0;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            ep_die("cannot create folder '%s' (data.dir = '%s'): %s", buf, dir, strerror(errno));
-        if (c == 0) break;
-        *p = c;
-    }
+    path_mkdirs(dir, "data.dir");
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) ep_die("data.dir '%s' is not a folder", dir);
 }

@@ -4,6 +4,7 @@
 #include <math.h>
 #include "die.h"
 #include "mem.h"
+#include "paths.h"
 #include "progress.h"
 #include <dirent.h>
 #include <errno.h>
@@ -172,19 +173,6 @@ static void guard_out_dir(const Trainer *tr, int resuming) {
                "it: set train.out_dir to a new folder", dir, steps[n - 1], tr->step);
 }
 
-static void make_dir(const char *dir) {
-    char buf[DECK_PATH_MAX];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; ; p++) {
-        if (*p == '/' || *p == 0) {
-            char c = *p;
-            *p = 0;
-            if (mkdir(buf, 0775) != 0 && errno != EEXIST) ep_die("cannot create folder '%s': %s", buf, strerror(errno));
-            if (!c) break;
-            *p = c;
-        }
-    }
-}
 
 /* ---- setup ---- */
 
@@ -303,7 +291,7 @@ void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
     tr->comm_scratch = tr->dp.size > 1 ? mem_alloc(share * tr->dp.size * sizeof(float), "communication scratch") : NULL;
     if (p->uses_cei && !p->has_cei) stages_rank_blocks(tr, tc->init[0] ? tc->init : NULL);
 
-    make_dir(tc->out_dir);
+    path_mkdirs(tc->out_dir, "train.out_dir");
     guard_out_dir(tr, resume != NULL);
     snprintf(path, sizeof path, "%s/metrics.csv", tc->out_dir);
     tr->metrics = tr->rank == 0 ? fopen(path, resume ? "a" : "w") : NULL; /* rank 0 logs for all */
