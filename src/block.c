@@ -4,12 +4,8 @@
  * sub-layers, each LayerNorm -> modulate -> op -> gated residual. */
 #include "block.h"
 #include "ops.h"
-#include <omp.h>
-#include <string.h>
 
-/* This thread's softmax-gradient scratch. */
-#define DS(g) ((g)->dS + (size_t)omp_get_thread_num() * (g)->dS_stride)
-#define ZERO(p, n) memset((p), 0, (size_t)(n) * sizeof(float))
+#define ZERO(p, n) op_zero((p), (size_t)(n))
 
 typedef struct {
     int B, F, D, S, NH, dh, Dm, ld; /* ld = 9D: row stride of the modulation table */
@@ -24,9 +20,32 @@ static Dims dims(const Model *m) {
     return d;
 }
 
-static const float *W(const Model *m, int b, int k) { return m->params + param_block(&m->pt, b, k)->offset; }
+static const float *W(const Model *m, int b, int k) { return m->w + param_block(&m->pt, b, k)->offset; }
 /* NULL for a frozen tensor: the ops then skip its weight-gradient product. */
-static float *dW(const Model *m, int b, int k) { return model_grad(m, m->pt.blk0 + b * BP_COUNT + k); }
+static float *dW(const Model *m, int b, int k) { return model_cgrad(m, m->pt.blk0 + b * BP_COUNT + k); }
+
+/* The three attention layouts (ops.h AttnShape) over the fused qkv buffers. */
+AttnShape attn_shape_ref(const Model *m) {
+    Dims d = dims(m);
+    size_t D3 = 3 * (size_t)d.D;
+    return (AttnShape){d.B, 1, d.S, d.NH, d.dh, d.S * D3, 0, (int)D3, 0, 0, 0, (size_t)d.S * d.D, 0, d.D};
+}
+
+/* Each frame's queries see its own S tokens and the sample's bank. */
+AttnShape attn_shape_spatial(const Model *m) {
+    Dims d = dims(m);
+    size_t D3 = 3 * (size_t)d.D;
+    return (AttnShape){d.B, d.F, d.S, d.NH, d.dh, (size_t)d.F * d.S * D3, d.S * D3, (int)D3, d.S * D3, (int)D3, d.S,
+                       (size_t)d.F * d.S * d.D, (size_t)d.S * d.D, d.D};
+}
+
+/* Each spatial position attends across the F frames (rows S apart). */
+AttnShape attn_shape_temporal(const Model *m) {
+    Dims d = dims(m);
+    size_t D3 = 3 * (size_t)d.D;
+    return (AttnShape){d.B, d.S, d.F, d.NH, d.dh, (size_t)d.F * d.S * D3, D3, (int)(d.S * D3), 0, 0, 0,
+                       (size_t)d.F * d.S * d.D, (size_t)d.D, d.S * d.D};
+}
 
 /* Offsets of the nine modulations inside a row of the table. */
 enum { SHIFT_S, SCALE_S, GATE_S, SHIFT_T, SCALE_T, GATE_T, SHIFT_M, SCALE_M, GATE_M };
@@ -88,13 +107,8 @@ void ref_block_forward(Model *m, int b, int full) {
     ln_modulate(k->r_xhat1, k->r_rstd1, k->bank, m->a.mean, r, mod, SHIFT_S, SCALE_S, &d, d.B, d.S);
     op_linear(k->r_qkv, k->bank, W(m, b, BP_QKV_W), W(m, b, BP_QKV_B), (int)d.Nr, d.D, 3 * d.D);
     if (!full) return;
-#pragma omp parallel for
-    for (int i = 0; i < d.B; i++) {
-        const float *q = k->r_qkv + (size_t)i * d.S * 3 * d.D;
-        KVSet kv = {q + d.D, q + 2 * d.D, 3 * d.D, d.S};
-        op_attention(k->r_ao + (size_t)i * d.S * d.D, d.D, k->r_P + (size_t)i * d.NH * d.S * d.S, q, 3 * d.D, d.S,
-                     &kv, 1, d.NH, d.dh);
-    }
+    AttnShape as = attn_shape_ref(m);
+    op_attention(&as, k->r_ao, k->r_P, k->r_qkv, NULL, NULL);
     op_linear(k->r_y1, k->r_ao, W(m, b, BP_PROJ_W), W(m, b, BP_PROJ_B), (int)d.Nr, d.D, d.D);
     op_gate_residual(r, k->r_y1, MOD(mod, GATE_S, d.D), d.ld, d.B, d.S, d.D);
     MlpActs a = {k->r_xhat2, k->r_rstd2, k->r_u2, k->r_h, k->r_g, k->r_y2};
@@ -116,16 +130,8 @@ void ref_block_backward(Model *m, int b, int full) {
         ZERO(g->dao, d.Nr * d.D);
         op_linear_backward(g->dao, dW(m, b, BP_PROJ_W), dW(m, b, BP_PROJ_B), g->dy, k->r_ao, W(m, b, BP_PROJ_W),
                            (int)d.Nr, d.D, d.D);
-#pragma omp parallel for
-        for (int i = 0; i < d.B; i++) {
-            size_t o = (size_t)i * d.S * 3 * d.D;
-            const float *q = k->r_qkv + o;
-            float *dq = g->dqkv_r + o;
-            KVSet kv = {q + d.D, q + 2 * d.D, 3 * d.D, d.S};
-            KVGrad dkv = {dq + d.D, dq + 2 * d.D};
-            op_attention_backward(dq, 3 * d.D, &dkv, g->dao + (size_t)i * d.S * d.D, d.D,
-                                  k->r_P + (size_t)i * d.NH * d.S * d.S, q, 3 * d.D, d.S, &kv, 1, d.NH, d.dh, DS(g));
-        }
+        AttnShape as = attn_shape_ref(m);
+        op_attention_backward(&as, g->dqkv_r, NULL, g->dao, k->r_ao, k->r_P, k->r_qkv, NULL, NULL, g->dS);
     }
     ZERO(g->dbank, d.Nr * d.D);
     op_linear_backward(g->dbank, dW(m, b, BP_QKV_W), dW(m, b, BP_QKV_B), g->dqkv_r, k->bank, W(m, b, BP_QKV_W),
@@ -145,15 +151,8 @@ void video_block_forward(Model *m, int b, const Batch *in) {
     /* spatial: each frame's queries see its own S tokens and the sample's bank */
     ln_modulate(k->xhat1, k->rstd1, k->u1, m->a.mean, z, mod, SHIFT_S, SCALE_S, &d, d.B, FS);
     op_linear(k->qkv, k->u1, W(m, b, BP_QKV_W), W(m, b, BP_QKV_B), (int)d.N, d.D, D3);
-#pragma omp parallel for collapse(2)
-    for (int i = 0; i < d.B; i++)
-        for (int f = 0; f < d.F; f++) {
-            size_t fr = (size_t)i * d.F + f;
-            const float *q = k->qkv + fr * d.S * D3, *rb = k->r_qkv + (size_t)i * d.S * D3;
-            KVSet kv[2] = {{q + d.D, q + 2 * d.D, D3, d.S},
-                           {in->drop_ref[i] ? NULL : rb + d.D, rb + 2 * d.D, D3, d.S}};
-            op_attention(k->ao + fr * d.S * d.D, d.D, k->P + fr * d.NH * d.S * 2 * d.S, q, D3, d.S, kv, 2, d.NH, d.dh);
-        }
+    AttnShape as = attn_shape_spatial(m);
+    op_attention(&as, k->ao, k->P, k->qkv, k->r_qkv, in->drop_ref);
     op_linear(k->y1, k->ao, W(m, b, BP_PROJ_W), W(m, b, BP_PROJ_B), (int)d.N, d.D, d.D);
     op_gate_residual(z, k->y1, MOD(mod, GATE_S, d.D), d.ld, d.B, FS, d.D);
 
@@ -161,15 +160,8 @@ void video_block_forward(Model *m, int b, const Batch *in) {
     if (d.F > 1) {
         ln_modulate(k->xhat2, k->rstd2, k->u2, m->a.mean, z, mod, SHIFT_T, SCALE_T, &d, d.B, FS);
         op_linear(k->qkvt, k->u2, W(m, b, BP_TQKV_W), W(m, b, BP_TQKV_B), (int)d.N, d.D, D3);
-#pragma omp parallel for collapse(2)
-        for (int i = 0; i < d.B; i++)
-            for (int s = 0; s < d.S; s++) {
-                size_t row = (size_t)i * FS + s;
-                const float *q = k->qkvt + row * D3;
-                KVSet kv = {q + d.D, q + 2 * d.D, d.S * D3, d.F};
-                op_attention(k->aot + row * d.D, d.S * d.D, k->Pt + ((size_t)i * d.S + s) * d.NH * d.F * d.F, q,
-                             d.S * D3, d.F, &kv, 1, d.NH, d.dh);
-            }
+        AttnShape at = attn_shape_temporal(m);
+        op_attention(&at, k->aot, k->Pt, k->qkvt, NULL, NULL);
         op_linear(k->y2, k->aot, W(m, b, BP_TPROJ_W), W(m, b, BP_TPROJ_B), (int)d.N, d.D, d.D);
         op_gate_residual(z, k->y2, MOD(mod, GATE_T, d.D), d.ld, d.B, FS, d.D);
     }
@@ -196,18 +188,8 @@ void video_block_backward(Model *m, int b, const Batch *in) {
         op_linear_backward(g->dao, dW(m, b, BP_TPROJ_W), dW(m, b, BP_TPROJ_B), g->dy, k->aot, W(m, b, BP_TPROJ_W),
                            (int)d.N, d.D, d.D);
         ZERO(g->dqkv, d.N * D3);
-#pragma omp parallel for collapse(2)
-        for (int i = 0; i < d.B; i++)
-            for (int s = 0; s < d.S; s++) {
-                size_t row = (size_t)i * FS + s;
-                const float *q = k->qkvt + row * D3;
-                float *dq = g->dqkv + row * D3;
-                KVSet kv = {q + d.D, q + 2 * d.D, d.S * D3, d.F};
-                KVGrad dkv = {dq + d.D, dq + 2 * d.D};
-                op_attention_backward(dq, d.S * D3, &dkv, g->dao + row * d.D, d.S * d.D,
-                                      k->Pt + ((size_t)i * d.S + s) * d.NH * d.F * d.F, q, d.S * D3, d.F, &kv, 1,
-                                      d.NH, d.dh, DS(g));
-            }
+        AttnShape at = attn_shape_temporal(m);
+        op_attention_backward(&at, g->dqkv, NULL, g->dao, k->aot, k->Pt, k->qkvt, NULL, NULL, g->dS);
         ZERO(g->du, d.N * d.D);
         op_linear_backward(g->du, dW(m, b, BP_TQKV_W), dW(m, b, BP_TQKV_B), g->dqkv, k->u2, W(m, b, BP_TQKV_W),
                            (int)d.N, d.D, D3);
@@ -220,19 +202,8 @@ void video_block_backward(Model *m, int b, const Batch *in) {
     op_linear_backward(g->dao, dW(m, b, BP_PROJ_W), dW(m, b, BP_PROJ_B), g->dy, k->ao, W(m, b, BP_PROJ_W), (int)d.N,
                        d.D, d.D);
     ZERO(g->dqkv, d.N * D3);
-    /* one thread per sample: its F frames all add into the same bank gradient */
-#pragma omp parallel for
-    for (int i = 0; i < d.B; i++)
-        for (int f = 0; f < d.F; f++) {
-            size_t fr = (size_t)i * d.F + f;
-            const float *q = k->qkv + fr * d.S * D3, *rb = k->r_qkv + (size_t)i * d.S * D3;
-            float *dq = g->dqkv + fr * d.S * D3, *drb = g->dqkv_r + (size_t)i * d.S * D3;
-            KVSet kv[2] = {{q + d.D, q + 2 * d.D, D3, d.S},
-                           {in->drop_ref[i] ? NULL : rb + d.D, rb + 2 * d.D, D3, d.S}};
-            KVGrad dkv[2] = {{dq + d.D, dq + 2 * d.D}, {drb + d.D, drb + 2 * d.D}};
-            op_attention_backward(dq, D3, dkv, g->dao + fr * d.S * d.D, d.D, k->P + fr * d.NH * d.S * 2 * d.S, q, D3,
-                                  d.S, kv, 2, d.NH, d.dh, DS(g));
-        }
+    AttnShape as = attn_shape_spatial(m);
+    op_attention_backward(&as, g->dqkv, g->dqkv_r, g->dao, k->ao, k->P, k->qkv, k->r_qkv, in->drop_ref, g->dS);
     ZERO(g->du, d.N * d.D);
     op_linear_backward(g->du, dW(m, b, BP_QKV_W), dW(m, b, BP_QKV_B), g->dqkv, k->u1, W(m, b, BP_QKV_W), (int)d.N,
                        d.D, D3);

@@ -7,3 +7,9 @@ void ref_block_forward(Model *m, int b, int full);
 void ref_block_backward(Model *m, int b, int full);
 void video_block_forward(Model *m, int b, const Batch *in);
 void video_block_backward(Model *m, int b, const Batch *in);
+
+/* The attention layouts of the reference pass, the spatial and the temporal sub-layer. */
+#include "ops.h"
+AttnShape attn_shape_ref(const Model *m);
+AttnShape attn_shape_spatial(const Model *m);
+AttnShape attn_shape_temporal(const Model *m);

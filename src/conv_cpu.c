@@ -1,6 +1,7 @@
 /* CPU convolution through im2col + sgemm (the pose guider's 3x3 convs). */
-#include "ops.h"
+#include "ops_cpu.h"
 #include <cblas.h>
+#include <omp.h>
 #include <string.h>
 
 static void im2col(float *col, const float *in, int Cin, int H, int W, int k, int stride, int pad, int Ho, int Wo) {
@@ -34,7 +35,7 @@ static void col2im_add(float *din, const float *col, int Cin, int H, int W, int 
             }
 }
 
-void op_conv2d(float *out, const float *in, const float *W, const float *bias, int Cin, int H, int Wd, int Cout,
+void cpu_conv2d_one(float *out, const float *in, const float *W, const float *bias, int Cin, int H, int Wd, int Cout,
                int k, int stride, int pad, float *col) {
     int Ho = conv_out_size(H, k, stride, pad), Wo = conv_out_size(Wd, k, stride, pad), P = Ho * Wo, K = Cin * k * k;
     im2col(col, in, Cin, H, Wd, k, stride, pad, Ho, Wo);
@@ -43,7 +44,7 @@ void op_conv2d(float *out, const float *in, const float *W, const float *bias, i
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, P, K, 1.0f, W, K, col, P, 1.0f, out, P);
 }
 
-void op_conv2d_backward(float *din, float *dW, float *db, const float *dout, const float *in, const float *W,
+void cpu_conv2d_backward_one(float *din, float *dW, float *db, const float *dout, const float *in, const float *W,
                         int Cin, int H, int Wd, int Cout, int k, int stride, int pad, float *col) {
     int Ho = conv_out_size(H, k, stride, pad), Wo = conv_out_size(Wd, k, stride, pad), P = Ho * Wo, K = Cin * k * k;
     if (db)
@@ -57,4 +58,26 @@ void op_conv2d_backward(float *din, float *dW, float *db, const float *dout, con
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, Cout, 1.0f, W, K, dout, P, 0.0f, col, P);
         col2im_add(din, col, Cin, H, Wd, k, stride, pad, Ho, Wo);
     }
+}
+
+/* N images: threads over images forward; backward in image order on one
+ * thread, since every image adds into the same dW, db. */
+void cpu_conv2d(float *out, const float *in, const float *W, const float *bias, int N, int Cin, int H, int Wd,
+                int Cout, int k, int stride, int pad, float *col) {
+    int Ho = conv_out_size(H, k, stride, pad), Wo = conv_out_size(Wd, k, stride, pad);
+    size_t isz = (size_t)Cin * H * Wd, osz = (size_t)Cout * Ho * Wo, cs = op_conv2d_scratch_floats(Cin, Ho, Wo, k);
+    cs /= (size_t)omp_get_max_threads();
+#pragma omp parallel for
+    for (int n = 0; n < N; n++)
+        cpu_conv2d_one(out + n * osz, in + n * isz, W, bias, Cin, H, Wd, Cout, k, stride, pad,
+                       col + (size_t)omp_get_thread_num() * cs);
+}
+
+void cpu_conv2d_backward(float *din, float *dW, float *db, const float *dout, const float *in, const float *W, int N,
+                         int Cin, int H, int Wd, int Cout, int k, int stride, int pad, float *col) {
+    int Ho = conv_out_size(H, k, stride, pad), Wo = conv_out_size(Wd, k, stride, pad);
+    size_t isz = (size_t)Cin * H * Wd, osz = (size_t)Cout * Ho * Wo;
+    for (int n = 0; n < N; n++)
+        cpu_conv2d_backward_one(din ? din + n * isz : NULL, dW, db, dout + n * osz, in + n * isz, W, Cin, H, Wd, Cout,
+                                k, stride, pad, col);
 }

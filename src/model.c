@@ -6,11 +6,12 @@
 #include "ops.h"
 #include "pose_guider.h"
 #include <string.h>
+#include <stdlib.h>
 
-static const float *P(const Model *m, int idx) { return m->params + m->pt.info[idx].offset; }
-static float *G(const Model *m, int idx) { return model_grad(m, idx); }
-static const float *Pb(const Model *m, int b, int k) { return m->params + param_block(&m->pt, b, k)->offset; }
-static float *Gb(const Model *m, int b, int k) { return model_grad(m, m->pt.blk0 + b * BP_COUNT + k); }
+static const float *P(const Model *m, int idx) { return m->w + m->pt.info[idx].offset; }
+static float *G(const Model *m, int idx) { return model_cgrad(m, idx); }
+static const float *Pb(const Model *m, int b, int k) { return m->w + param_block(&m->pt, b, k)->offset; }
+static float *Gb(const Model *m, int b, int k) { return model_cgrad(m, m->pt.blk0 + b * BP_COUNT + k); }
 static int skipped(const Model *m, int b) { return m->skip && m->skip[b]; }
 
 int model_last_active(const Model *m) {
@@ -19,41 +20,29 @@ int model_last_active(const Model *m) {
     return -1;
 }
 
-void model_forward(Model *m, const Batch *in, float *eps_hat) {
+static void forward(Model *m, const Batch *in, float *eps_hat) {
     const ModelShape *s = &m->shape;
     Acts *a = &m->a;
     int B = m->B, F = s->F, D = s->D, S = shape_S(s), C = s->C, H = s->H, Wd = s->W, p = s->p;
     int K = C * p * p, BF = B * F, PPC = p * p * C;
-    size_t N = (size_t)BF * S, Nr = (size_t)B * S, img = (size_t)C * H * Wd;
+    size_t N = (size_t)BF * S, Nr = (size_t)B * S;
 
     /* conditioning: rows 0..B-1 are c(t), rows B..2B-1 are c(0) for the reference pass */
-    for (int i = 0; i < B; i++) {
-        embed_timestep(a->temb + (size_t)i * 256, in->t[i]);
-        embed_timestep(a->temb + (size_t)(B + i) * 256, 0);
-    }
+    op_timestep_embed(a->temb, in->t, B);
     op_linear(a->th1, a->temb, P(m, m->pt.t_w1), P(m, m->pt.t_b1), 2 * B, 256, D);
     op_silu(a->ta1, a->th1, (size_t)2 * B * D);
     op_linear(a->c, a->ta1, P(m, m->pt.t_w2), P(m, m->pt.t_b2), 2 * B, D, D);
     op_silu(a->sc, a->c, (size_t)2 * B * D);
 
     /* patch embedding of the video frames and the reference, one Linear for both */
-    for (int f = 0; f < BF; f++) op_patchify(a->xp + (size_t)f * S * K, in->x + f * img, C, H, Wd, p);
-    for (int i = 0; i < B; i++) op_patchify(a->xp + (N + (size_t)i * S) * K, in->ref + i * img, C, H, Wd, p);
+    op_patchify(a->xp, in->x, BF, C, H, Wd, p);
+    op_patchify(a->xp + N * K, in->ref, B, C, H, Wd, p);
     op_linear(a->zr, a->xp, P(m, m->pt.x_w), P(m, m->pt.x_b), (int)(N + Nr), K, D);
-    for (size_t r = 0; r < N + Nr; r++) {
-        float *row = a->zr + r * D;
-        const float *pos = m->pos + (r % S) * D;
-        const float *fe = m->frame_emb + ((r / S) % F) * D;
-        int add_frame = F > 1 && r < N; /* never in image mode nor in the reference pass */
-        for (int j = 0; j < D; j++) row[j] += pos[j] + (add_frame ? fe[j] : 0.0f);
-    }
+    /* frame embedding never in image mode nor in the reference pass */
+    op_add_pos(a->zr, m->pos, m->frame_emb, N + Nr, F > 1 ? N : 0, S, F, D);
 
     pose_guider_forward(m, in);
-    for (int i = 0; i < B; i++) {
-        if (in->drop_pose[i]) continue;
-        size_t o = (size_t)i * F * S * D;
-        for (size_t j = 0; j < (size_t)F * S * D; j++) a->zr[o + j] += a->pg_out[o + j];
-    }
+    op_add_unless(a->zr, a->pg_out, in->drop_pose, B, (size_t)F * S * D);
 
     int last = model_last_active(m);
     for (int b = 0; b < s->L; b++) {
@@ -67,30 +56,30 @@ void model_forward(Model *m, const Batch *in, float *eps_hat) {
     op_layernorm(a->xhatf, a->mean, a->rstdf, a->zr, (int)N, D);
     op_modulate(a->uf, a->xhatf, a->fmod, a->fmod + D, 2 * D, B, F * S, D);
     op_linear(a->fout, a->uf, P(m, m->pt.f_lin_w), P(m, m->pt.f_lin_b), (int)N, D, PPC);
-    for (int f = 0; f < BF; f++) op_unpatchify_final(eps_hat + f * img, a->fout + (size_t)f * S * PPC, C, H, Wd, p);
+    op_unpatchify_final(eps_hat, a->fout, BF, C, H, Wd, p);
 }
 
-void model_backward(Model *m, const Batch *in, const float *deps) {
+static void backward(Model *m, const Batch *in, const float *deps) {
     const ModelShape *s = &m->shape;
     Acts *a = &m->a;
     Grads *g = &m->g;
     int B = m->B, F = s->F, D = s->D, S = shape_S(s), C = s->C, H = s->H, Wd = s->W, p = s->p;
     int K = C * p * p, BF = B * F, PPC = p * p * C;
-    size_t N = (size_t)BF * S, Nr = (size_t)B * S, img = (size_t)C * H * Wd;
+    size_t N = (size_t)BF * S, Nr = (size_t)B * S;
 
-    memset(g->dzr, 0, (N + Nr) * D * sizeof(float));
-    memset(g->dsc, 0, (size_t)2 * B * D * sizeof(float));
+    op_zero(g->dzr, (N + Nr) * D);
+    op_zero(g->dsc, (size_t)2 * B * D);
 
     /* final layer; its modulation gradient uses dmod's first 2BD floats */
     float *dsc = m->input_grads ? g->dsc : NULL; /* c only matters when the timestep MLP trains */
     int reach = m->first_bwd < s->L;             /* does backward enter any block? */
-    memset(g->dfout, 0, N * PPC * sizeof(float));
-    for (int f = 0; f < BF; f++) op_unpatchify_final_backward(g->dfout + (size_t)f * S * PPC, deps + f * img, C, H, Wd, p);
-    memset(g->du, 0, N * D * sizeof(float));
+    op_zero(g->dfout, N * PPC);
+    op_unpatchify_final_backward(g->dfout, deps, BF, C, H, Wd, p);
+    op_zero(g->du, N * D);
     op_linear_backward(reach || G(m, m->pt.f_ada_w) ? g->du : NULL, G(m, m->pt.f_lin_w), G(m, m->pt.f_lin_b),
                        g->dfout, a->uf, P(m, m->pt.f_lin_w), (int)N, D, PPC);
-    memset(g->dxhat, 0, N * D * sizeof(float));
-    memset(g->dmod, 0, (size_t)B * 2 * D * sizeof(float));
+    op_zero(g->dxhat, N * D);
+    op_zero(g->dmod, (size_t)B * 2 * D);
     op_modulate_backward(g->dxhat, g->dmod, g->dmod + D, g->du, a->xhatf, a->fmod + D, 2 * D, B, F * S, D);
     if (reach) op_layernorm_backward(g->dzr, g->dxhat, a->xhatf, a->rstdf, (int)N, D);
     op_linear_backward(dsc, G(m, m->pt.f_ada_w), G(m, m->pt.f_ada_b), g->dmod, a->sc, P(m, m->pt.f_ada_w), B, D,
@@ -102,8 +91,8 @@ void model_backward(Model *m, const Batch *in, const float *deps) {
     int last = model_last_active(m);
     for (int b = s->L - 1; b >= m->first_bwd; b--) {
         if (skipped(m, b)) continue;
-        memset(g->dmod, 0, (size_t)2 * B * 9 * D * sizeof(float));
-        memset(g->dqkv_r, 0, Nr * 3 * D * sizeof(float));
+        op_zero(g->dmod, (size_t)2 * B * 9 * D);
+        op_zero(g->dqkv_r, Nr * 3 * D);
         video_block_backward(m, b, in);
         ref_block_backward(m, b, b < last);
         op_linear_backward(dsc, Gb(m, b, BP_ADA_W), Gb(m, b, BP_ADA_B), g->dmod, a->sc, Pb(m, b, BP_ADA_W), 2 * B,
@@ -116,13 +105,57 @@ void model_backward(Model *m, const Batch *in, const float *deps) {
 
     /* timestep MLP (both rows sets: c(t) and c(0) share it) */
     size_t n2 = (size_t)2 * B * D;
-    memset(g->dc, 0, n2 * sizeof(float));
+    op_zero(g->dc, n2);
     op_silu_backward(g->dc, g->dsc, a->c, n2);
-    memset(g->dt1, 0, n2 * sizeof(float));
+    op_zero(g->dt1, n2);
     op_linear_backward(g->dt1, G(m, m->pt.t_w2), G(m, m->pt.t_b2), g->dc, a->ta1, P(m, m->pt.t_w2), 2 * B, D, D);
-    memset(g->dc, 0, n2 * sizeof(float));
+    op_zero(g->dc, n2);
     op_silu_backward(g->dc, g->dt1, a->th1, n2);
     op_linear_backward(NULL, G(m, m->pt.t_w1), G(m, m->pt.t_b1), g->dc, a->temb, P(m, m->pt.t_w1), 2 * B, 256, D);
+}
+
+/* ---- the host-facing pass: on CUDA, params and inputs go up, outputs and gradients come back ---- */
+
+static Batch stage_batch(Model *m, const Batch *in) {
+    if (ops_backend() == BACKEND_CPU) return *in;
+    const ModelShape *s = &m->shape;
+    size_t B = m->B, img = (size_t)s->C * s->H * s->W, pose = (size_t)s->F * s->Cp * (s->s * s->H) * (s->s * s->W);
+    ops_upload(m->stage.x, in->x, B * s->F * img * sizeof(float));
+    ops_upload(m->stage.ref, in->ref, B * img * sizeof(float));
+    ops_upload(m->stage.pose, in->pose, B * pose * sizeof(float));
+    ops_upload(m->stage.t, in->t, B * sizeof(int));
+    ops_upload(m->stage.drop_ref, in->drop_ref, B);
+    ops_upload(m->stage.drop_pose, in->drop_pose, B);
+    return (Batch){m->stage.x, m->stage.t, m->stage.ref, m->stage.pose, m->stage.drop_ref, m->stage.drop_pose};
+}
+
+static size_t out_floats(const Model *m) {
+    const ModelShape *s = &m->shape;
+    return (size_t)m->B * s->F * s->C * s->H * s->W;
+}
+
+void model_forward(Model *m, const Batch *in, float *eps_hat) {
+    if (ops_backend() == BACKEND_CPU) {
+        forward(m, in, eps_hat);
+        return;
+    }
+    /* the trainer changes params on the host between passes */
+    ops_upload(m->w, m->params, m->pt.total * sizeof(float));
+    Batch dev = stage_batch(m, in);
+    forward(m, &dev, m->stage.eps);
+    ops_download(eps_hat, m->stage.eps, out_floats(m) * sizeof(float));
+}
+
+void model_backward(Model *m, const Batch *in, const float *deps) {
+    if (ops_backend() == BACKEND_CPU) {
+        backward(m, in, deps);
+        return;
+    }
+    Batch dev = stage_batch(m, in);
+    ops_upload(m->stage.deps, deps, out_floats(m) * sizeof(float));
+    ops_upload(m->cgrads, m->grads, m->grad_size * sizeof(float)); /* backward adds to them */
+    backward(m, &dev, m->stage.deps);
+    ops_download(m->grads, m->cgrads, m->grad_size * sizeof(float));
 }
 
 double mse_loss(const float *eps_hat, const float *eps, float *deps, size_t n) {

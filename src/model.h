@@ -41,8 +41,7 @@ typedef struct {
     float *dzr;               /* [N+Nr, D] gradients of both streams */
     float *dxhat, *du, *dy, *dao, *dqkv, *dqkv_r, *dbank, *dh, *dgl, *dmod, *dsc, *dc;
     float *dt1, *dpg_tok, *dpg_patch, *dpg_out, *dpg_a, *dpg_b, *dfout;
-    float *dS, *col;          /* per-thread scratch: thread i uses dS + i*dS_stride, col + i*col_stride */
-    size_t dS_stride, col_stride;
+    float *dS, *col;          /* attention-backward and im2col scratch (sizes from the backend) */
 } Grads;
 
 #define NO_GRAD ((size_t)-1)
@@ -66,9 +65,23 @@ typedef struct {
     Grads g;
     float *act_mem, *grad_mem;
     size_t act_floats, scratch_floats;
-    float *pos, *frame_emb;   /* fixed embeddings [S,D], [F,D] */
+    float *pos, *frame_emb;   /* fixed embeddings [S,D], [F,D] (backend memory) */
+    /* The backend's side (ops.h memory). On the CPU w == params and cgrads ==
+     * grads; on CUDA model_forward uploads params into w, model_backward
+     * moves grads through cgrads, and inputs pass through `stage`. */
+    float *w, *cgrads;
+    struct {
+        float *x, *ref, *pose, *eps, *deps;
+        int *t;
+        uint8_t *drop_ref, *drop_pose;
+    } stage;
     const int *skip;          /* [L] or NULL: skip(b) makes block b the identity in both passes */
 } Model;
+
+/* The same gradient on the backend's side (model code uses this one). */
+static inline float *model_cgrad(const Model *m, int idx) {
+    return m->grad_off[idx] == NO_GRAD ? NULL : m->cgrads + m->grad_off[idx];
+}
 
 /* Last block that is not skipped (-1 if all are): the reference pass only
  * runs attention and MLP in blocks before it, whose banks are used. */

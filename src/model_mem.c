@@ -4,8 +4,9 @@
 #include "die.h"
 #include "embed.h"
 #include "mem.h"
+#include "block.h"
 #include "model.h"
-#include <omp.h>
+#include "ops.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,14 +20,15 @@ static float *take(Carver *c, size_t n) {
 
 static void carve_block(const Model *m, Carver *c, BlockActs *k) {
     const ModelShape *s = &m->shape;
-    int B = m->B, F = s->F, D = s->D, S = shape_S(s), NH = s->NH, Dm = shape_Dm(s);
-    size_t N = (size_t)B * F * S, Nr = (size_t)B * S, BF = (size_t)B * F;
+    int B = m->B, F = s->F, D = s->D, S = shape_S(s), Dm = shape_Dm(s);
+    size_t N = (size_t)B * F * S, Nr = (size_t)B * S;
+    AttnShape ar = attn_shape_ref(m), as = attn_shape_spatial(m), at = attn_shape_temporal(m);
     k->mod = take(c, (size_t)2 * B * 9 * D);
     k->r_xhat1 = take(c, Nr * D);
     k->r_rstd1 = take(c, Nr);
     k->bank = take(c, Nr * D);
     k->r_qkv = take(c, Nr * 3 * D);
-    k->r_P = take(c, (size_t)B * NH * S * S);
+    k->r_P = take(c, op_attention_state_floats(&ar));
     k->r_ao = take(c, Nr * D);
     k->r_y1 = take(c, Nr * D);
     k->r_xhat2 = take(c, Nr * D);
@@ -39,7 +41,7 @@ static void carve_block(const Model *m, Carver *c, BlockActs *k) {
     k->rstd1 = take(c, N);
     k->u1 = take(c, N * D);
     k->qkv = take(c, N * 3 * D);
-    k->P = take(c, BF * NH * S * 2 * S);
+    k->P = take(c, op_attention_state_floats(&as));
     k->ao = take(c, N * D);
     k->y1 = take(c, N * D);
     if (F > 1) {
@@ -47,7 +49,7 @@ static void carve_block(const Model *m, Carver *c, BlockActs *k) {
         k->rstd2 = take(c, N);
         k->u2 = take(c, N * D);
         k->qkvt = take(c, N * 3 * D);
-        k->Pt = take(c, Nr * NH * F * F);
+        k->Pt = take(c, op_attention_state_floats(&at));
         k->aot = take(c, N * D);
         k->y2 = take(c, N * D);
     }
@@ -99,6 +101,17 @@ static void layout_grads(Model *m, Carver *c) {
     size_t N = (size_t)B * F * S, Nr = (size_t)B * S, BF = (size_t)B * F;
     size_t hw0 = (size_t)(s->s * s->H) * (s->s * s->W);
     Grads *g = &m->g;
+    if (ops_backend() != BACKEND_CPU) { /* inputs and outputs pass through here on their way to the device */
+        size_t img = (size_t)s->C * s->H * s->W, bytes = ((size_t)B + 3) / 4;
+        m->stage.x = take(c, BF * img);
+        m->stage.ref = take(c, (size_t)B * img);
+        m->stage.pose = take(c, BF * s->Cp * hw0);
+        m->stage.eps = take(c, BF * img);
+        m->stage.deps = take(c, BF * img);
+        m->stage.t = (int *)take(c, (size_t)B);
+        m->stage.drop_ref = (uint8_t *)take(c, bytes);
+        m->stage.drop_pose = (uint8_t *)take(c, bytes);
+    }
     g->dzr = take(c, (N + Nr) * D);
     g->dxhat = take(c, N * D);
     g->du = take(c, N * D);
@@ -119,13 +132,17 @@ static void layout_grads(Model *m, Carver *c) {
     g->dpg_out = take(c, N * D);
     g->dpg_a = take(c, BF * s->Cg * hw0);
     g->dpg_b = take(c, BF * s->Cg * hw0);
-    int nk = 2 * S > F ? 2 * S : F, T = omp_get_max_threads();
-    g->dS_stride = ((size_t)(S > F ? S : F) * nk + 15) & ~(size_t)15;
-    g->dS = take(c, g->dS_stride * T);
+    AttnShape ar = attn_shape_ref(m), as = attn_shape_spatial(m), at = attn_shape_temporal(m);
+    size_t ds = op_attention_scratch_floats(&ar), ds2 = op_attention_scratch_floats(&as);
+    ds = ds2 > ds ? ds2 : ds;
+    if (F > 1) {
+        size_t ds3 = op_attention_scratch_floats(&at);
+        ds = ds3 > ds ? ds3 : ds;
+    }
+    g->dS = take(c, ds);
     /* im2col scratch: the largest conv is conv_in or a 3x3 over the full pose map */
     int cin = s->Cp > s->Cg ? s->Cp : s->Cg;
-    g->col_stride = ((size_t)cin * 9 * hw0 + 15) & ~(size_t)15;
-    g->col = take(c, g->col_stride * T);
+    g->col = take(c, op_conv2d_scratch_floats(cin, s->s * s->H, s->s * s->W, 3));
 }
 
 /* Packs the gradients of the tensors in m->trainable (table order) and finds
@@ -151,20 +168,36 @@ static void grad_layout(Model *m) {
 
 /* (Re)carves activations and backward scratch for the current B, F, act_first. */
 static void alloc_acts(Model *m) {
-    mem_free(m->act_mem);
-    mem_free(m->grad_mem);
+    ops_free(m->act_mem);
+    ops_free(m->grad_mem);
     Carver c = {0};
     layout_acts(m, &c);
     m->act_floats = c.used;
-    m->act_mem = mem_alloc(c.used * sizeof(float), "activations");
+    m->act_mem = ops_alloc(c.used * sizeof(float), "activations");
     c = (Carver){m->act_mem, 0};
     layout_acts(m, &c);
     c = (Carver){0};
     layout_grads(m, &c);
     m->scratch_floats = c.used;
-    m->grad_mem = mem_alloc(c.used * sizeof(float), "backward scratch");
+    m->grad_mem = ops_alloc(c.used * sizeof(float), "backward scratch");
     c = (Carver){m->grad_mem, 0};
     layout_grads(m, &c);
+}
+
+/* The packed gradients, on the host and (on CUDA) their device twin. */
+static void alloc_grads(Model *m) {
+    if (m->cgrads != m->grads) ops_free(m->cgrads);
+    mem_free(m->grads);
+    m->grad_cap = m->grad_size;
+    m->grads = mem_alloc(m->grad_cap * sizeof(float), "gradients");
+    m->cgrads = ops_backend() == BACKEND_CPU ? m->grads : ops_alloc(m->grad_cap * sizeof(float), "device gradients");
+}
+
+/* A fixed table computed on the host, placed in backend memory. */
+static float *backend_table(const float *host, size_t n, const char *what) {
+    float *p = ops_alloc(n * sizeof(float), what);
+    ops_upload(p, host, n * sizeof(float));
+    return p;
 }
 
 void model_create(Model *m, const ModelShape *shape) {
@@ -172,6 +205,7 @@ void model_create(Model *m, const ModelShape *shape) {
     m->shape = *shape;
     param_table_build(&m->pt, shape);
     m->params = mem_alloc(m->pt.total * sizeof(float), "parameters");
+    m->w = ops_backend() == BACKEND_CPU ? m->params : ops_alloc(m->pt.total * sizeof(float), "device parameters");
     m->trainable = ep_malloc(m->pt.n, "trainable mask");
     memset(m->trainable, 1, m->pt.n);
     m->grad_off = ep_malloc(m->pt.n * sizeof(size_t), "gradient layout");
@@ -180,34 +214,32 @@ void model_create(Model *m, const ModelShape *shape) {
     m->a.pg_pre = ep_calloc(G + 1, sizeof(float *), "pose guider");
     m->a.pg_act = ep_calloc(G + 1, sizeof(float *), "pose guider");
     m->a.blk = ep_calloc(shape->L, sizeof(BlockActs), "block activations");
-    m->pos = ep_malloc((size_t)shape_S(shape) * shape->D * sizeof(float), "position embedding");
-    embed_pos2d(m->pos, shape->D, shape->H / shape->p, shape->W / shape->p);
+    size_t npos = (size_t)shape_S(shape) * shape->D;
+    float *pos = ep_malloc(npos * sizeof(float), "position embedding");
+    embed_pos2d(pos, shape->D, shape->H / shape->p, shape->W / shape->p);
+    m->pos = backend_table(pos, npos, "position embedding");
+    free(pos);
 }
 
 void model_set_batch(Model *m, int B, int F) {
     if (m->act_mem && m->B == B && m->shape.F == F) return;
-    free(m->frame_emb);
+    ops_free(m->frame_emb);
     m->B = B;
     m->shape.F = F;
     m->act_first = m->first_bwd;
     alloc_acts(m);
-    if (m->grad_cap < m->grad_size) {
-        mem_free(m->grads);
-        m->grad_cap = m->grad_size;
-        m->grads = mem_alloc(m->grad_cap * sizeof(float), "gradients");
-    }
-    m->frame_emb = ep_malloc((size_t)F * m->shape.D * sizeof(float), "frame embedding");
-    embed_frames(m->frame_emb, m->shape.D, F);
+    if (m->grad_cap < m->grad_size || !m->grads) alloc_grads(m);
+    size_t nf = (size_t)F * m->shape.D;
+    float *fe = ep_malloc(nf * sizeof(float), "frame embedding");
+    embed_frames(fe, m->shape.D, F);
+    m->frame_emb = backend_table(fe, nf, "frame embedding");
+    free(fe);
 }
 
 void model_set_trainable(Model *m, const uint8_t *mask, int exact) {
     memcpy(m->trainable, mask, m->pt.n);
     grad_layout(m);
-    if (m->act_mem && (m->grad_size > m->grad_cap || (exact && m->grad_size != m->grad_cap))) {
-        mem_free(m->grads);
-        m->grad_cap = m->grad_size;
-        m->grads = mem_alloc(m->grad_cap * sizeof(float), "gradients");
-    }
+    if (m->act_mem && (m->grad_size > m->grad_cap || (exact && m->grad_size != m->grad_cap))) alloc_grads(m);
     if (m->act_mem && (m->first_bwd < m->act_first || (exact && m->first_bwd != m->act_first))) {
         m->act_first = m->first_bwd;
         alloc_acts(m);
@@ -215,17 +247,19 @@ void model_set_trainable(Model *m, const uint8_t *mask, int exact) {
 }
 
 void model_destroy(Model *m) {
+    if (m->w != m->params) ops_free(m->w);
+    if (m->cgrads != m->grads) ops_free(m->cgrads);
     mem_free(m->params);
     mem_free(m->grads);
-    mem_free(m->act_mem);
-    mem_free(m->grad_mem);
+    ops_free(m->act_mem);
+    ops_free(m->grad_mem);
     free(m->trainable);
     free(m->grad_off);
     free(m->a.pg_pre);
     free(m->a.pg_act);
     free(m->a.blk);
-    free(m->pos);
-    free(m->frame_emb);
+    ops_free(m->pos);
+    ops_free(m->frame_emb);
     param_table_free(&m->pt);
     memset(m, 0, sizeof *m);
 }

@@ -1,70 +1,121 @@
-/* The ops interface: every numeric kernel the model and optimizer use.
- * Model code calls only these; this file's CPU implementation is fp32 with
- * OpenBLAS sgemm for every large product (ops_cpu.c, attention_cpu.c,
- * conv_cpu.c). Layouts are row-major; "rows" are tokens.
- * Backward functions ACCUMULATE (+=) into every gradient they write, so
- * residual branches and shared weights need no extra adds. */
+/* The ops interface: every numeric kernel the model uses, and the memory it
+ * runs on. Model code calls only these, so it does not care which backend
+ * runs: the CPU one (fp32, OpenBLAS sgemm for every large product; ops_cpu.c,
+ * attention_cpu.c, conv_cpu.c) or the CUDA one (cuda/: cuBLASLt with bf16
+ * tensor-core products and fp32 accumulation, fused element-wise kernels,
+ * flash-style attention). ops.c dispatches on the backend chosen at start.
+ * Layouts are row-major; "rows" are tokens. Every pointer an op takes lives
+ * in backend memory (ops_alloc). Backward functions ACCUMULATE (+=) into
+ * every gradient they write, so residual branches and shared weights need
+ * no extra adds. */
 #pragma once
 #include <stddef.h>
+#include <stdint.h>
 
+/* ---- backend and its memory ---- */
+typedef enum { BACKEND_CPU = 0, BACKEND_CUDA = 1 } Backend;
+/* Picks the backend for the whole run; dies with a clear message when CUDA
+ * was not built or no GPU is usable. */
+void ops_select(Backend b);
+Backend ops_backend(void);
+const char *ops_backend_name(void);
+/* One line naming the device (the CPU threads, or the GPU and its memory). */
+const char *ops_device_desc(void);
+int ops_cuda_built(void);
+void *ops_alloc(size_t bytes, const char *what); /* zeroed; dies naming `what` */
+void ops_free(void *p);
+void ops_upload(void *dst, const void *host_src, size_t bytes);
+void ops_download(void *host_dst, const void *src, size_t bytes);
+void ops_copy(void *dst, const void *src, size_t bytes); /* within backend memory */
+/* Backend memory in use and its peak (on the CPU the counting allocator's). */
+size_t ops_mem_in_use(void);
+size_t ops_mem_peak(void);
+void ops_mem_reset_peak(void);
+void ops_sync(void); /* waits for every queued op (timing) */
+
+/* ---- dense ---- */
 /* out[N,O] = in[N,Ni] W[O,Ni]^T + bias[O] (bias may be NULL). */
 void op_linear(float *out, const float *in, const float *W, const float *bias, int N, int Ni, int O);
 /* din[N,Ni] += dout W; dW[O,Ni] += dout^T in; db[O] += colsum(dout). Any of din/dW/db may be NULL. */
 void op_linear_backward(float *din, float *dW, float *db, const float *dout, const float *in, const float *W,
                         int N, int Ni, int O);
 
+/* ---- normalisation and modulation ---- */
 /* LayerNorm without affine, eps 1e-6: xhat[N,D], and per row mean, rstd. */
 void op_layernorm(float *xhat, float *mean, float *rstd, const float *x, int N, int D);
 /* dx += rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)). */
 void op_layernorm_backward(float *dx, const float *dxhat, const float *xhat, const float *rstd, int N, int D);
-
 /* Per-sample adaLN modulation of G groups of T rows: out = x * (1 + scale[g]) + shift[g];
  * shift/scale rows of group g are at shift + g*ld, scale + g*ld. */
 void op_modulate(float *out, const float *x, const float *shift, const float *scale, int ld, int G, int T, int D);
 void op_modulate_backward(float *dx, float *dshift, float *dscale, const float *dout, const float *x,
                           const float *scale, int ld, int G, int T, int D);
-
 /* z += gate[g] * y per group of T rows; backward: dy += gate * dz, dgate[g] += sum(dz * y). */
 void op_gate_residual(float *z, const float *y, const float *gate, int ld, int G, int T, int D);
 void op_gate_residual_backward(float *dy, float *dgate, const float *dz, const float *y, const float *gate,
                                int ld, int G, int T, int D);
 
-/* Pointwise activations on n values; backward takes the pre-activation x. */
+/* ---- pointwise ---- */
+/* Activations on n values; backward takes the pre-activation x. */
 void op_silu(float *out, const float *x, size_t n);
 void op_silu_backward(float *dx, const float *dout, const float *x, size_t n);
 void op_gelu_tanh(float *out, const float *x, size_t n);
 void op_gelu_tanh_backward(float *dx, const float *dout, const float *x, size_t n);
+void op_zero(float *p, size_t n);
 
-/* Multi-head softmax attention of nq queries against one or two key/value sets
- * (a frame's own tokens and a reference bank). Rows of q/k/v are strided (ld),
- * head h owns columns h*dh .. h*dh+dh-1. P [NH, nq, nk1+nk2] keeps the softmax
- * for backward. Scale 1/sqrt(dh), no mask. */
+/* ---- attention ----
+ * A batch of Z1 x Z2 independent problems of nq query rows each (z1: the
+ * sample, z2: its frame or spatial position). Problem (z1,z2) row r of the
+ * fused qkv buffer starts at qkv + z1*s1 + z2*s2 + r*ld, with q, k, v in
+ * columns [0,D), [D,2D), [2D,3D), D = NH*dh, head h owning dh columns; its
+ * queries attend to its own nq rows and, when nb > 0, to the nb rows of the
+ * sample's second key set (the reference bank, another fused qkv buffer:
+ * row r at bank + z1*bs1 + r*bld), unless drop[z1] is set (drop may be NULL).
+ * Output rows go to out + z1*os1 + z2*os2 + r*old. Scale 1/sqrt(dh), no mask.
+ * `state` keeps what backward needs (the CPU: softmax probabilities; CUDA:
+ * per-row log-sum-exp only, never the score matrix); its size and the
+ * backward scratch's come from the backend. dqkv/dbank share qkv/bank's
+ * layout; dbank may be NULL when nb == 0. */
 typedef struct {
-    const float *k, *v; /* NULL k: the set is absent */
-    int ld, n;
-} KVSet;
-typedef struct {
-    float *dk, *dv; /* gradients for a set, same layout as k, v */
-} KVGrad;
-void op_attention(float *out, int ldo, float *P, const float *q, int ldq, int nq, const KVSet *kv, int nsets,
-                  int NH, int dh);
-/* dq += ..., dk/dv += ... . scratch needs nq * (nk1+nk2) floats. */
-void op_attention_backward(float *dq, int lddq, KVGrad *dkv, const float *dout, int lddo, const float *P,
-                           const float *q, int ldq, int nq, const KVSet *kv, int nsets, int NH, int dh,
+    int Z1, Z2, nq, NH, dh;
+    size_t s1, s2;
+    int ld;
+    size_t bs1;
+    int bld, nb;
+    size_t os1, os2;
+    int old;
+} AttnShape;
+size_t op_attention_state_floats(const AttnShape *a);
+size_t op_attention_scratch_floats(const AttnShape *a);
+void op_attention(const AttnShape *a, float *out, float *state, const float *qkv, const float *bank,
+                  const uint8_t *drop);
+void op_attention_backward(const AttnShape *a, float *dqkv, float *dbank, const float *dout, const float *out,
+                           const float *state, const float *qkv, const float *bank, const uint8_t *drop,
                            float *scratch);
 
-/* 2-D convolution of one image through im2col + sgemm: in [Cin,H,W] -> out [Cout,Ho,Wo],
- * square kernel k, stride, zero padding pad; col is scratch of Cin*k*k*Ho*Wo floats. */
-void op_conv2d(float *out, const float *in, const float *W, const float *bias, int Cin, int H, int Wd, int Cout,
-               int k, int stride, int pad, float *col);
+/* ---- convolution ----
+ * 2-D convolution of N images: in [N,Cin,H,W] -> out [N,Cout,Ho,Wo], square
+ * kernel k, stride, zero padding pad. col is scratch of op_conv2d_scratch_floats. */
+size_t op_conv2d_scratch_floats(int Cin, int Ho, int Wo, int k);
+void op_conv2d(float *out, const float *in, const float *W, const float *bias, int N, int Cin, int H, int Wd,
+               int Cout, int k, int stride, int pad, float *col);
 void op_conv2d_backward(float *din, float *dW, float *db, const float *dout, const float *in, const float *W,
-                        int Cin, int H, int Wd, int Cout, int k, int stride, int pad, float *col);
+                        int N, int Cin, int H, int Wd, int Cout, int k, int stride, int pad, float *col);
 static inline int conv_out_size(int n, int k, int stride, int pad) { return (n + 2 * pad - k) / stride + 1; }
 
-/* Patchify [Cn,H,W] into [(H/p)(W/p), Cn*p*p] tokens (channel order c, kh, kw: a Conv2d
- * weight [D,Cn,p,p] viewed as a Linear [D, Cn*p*p]); unpatchify_final maps [S, p*p*C]
- * tokens (order prow, pcol, c) back to [C,H,W] as DiT does. Backward versions add. */
-void op_patchify(float *tok, const float *img, int Cn, int H, int W, int p);
-void op_patchify_backward(float *dimg, const float *dtok, int Cn, int H, int W, int p);
-void op_unpatchify_final(float *img, const float *tok, int C, int H, int W, int p);
-void op_unpatchify_final_backward(float *dtok, const float *dimg, int C, int H, int W, int p);
+/* ---- patches and embeddings ----
+ * Patchify N images [Cn,H,W] into N x [(H/p)(W/p), Cn*p*p] tokens (channel order c, kh, kw: a
+ * Conv2d weight [D,Cn,p,p] viewed as a Linear [D, Cn*p*p]); unpatchify_final maps N x [S, p*p*C]
+ * tokens (order prow, pcol, c) back to [C,H,W] images as DiT does. Backward versions add. */
+void op_patchify(float *tok, const float *img, int N, int Cn, int H, int W, int p);
+void op_patchify_backward(float *dimg, const float *dtok, int N, int Cn, int H, int W, int p);
+void op_unpatchify_final(float *img, const float *tok, int N, int C, int H, int W, int p);
+void op_unpatchify_final_backward(float *dtok, const float *dimg, int N, int C, int H, int W, int p);
+/* out[2B,256]: rows 0..B-1 embed t[i], rows B..2B-1 embed t = 0 (the reference pass's c(0)). */
+void op_timestep_embed(float *out, const int *t, int B);
+/* Row r of z [rows, D] += pos[r % S] + (r < nframe_rows ? frame[(r / S) % F] : 0). */
+void op_add_pos(float *z, const float *pos, const float *frame, size_t rows, size_t nframe_rows, int S, int F, int D);
+/* Per sample i of B, blocks of n values: z_i += x_i unless drop[i]. */
+void op_add_unless(float *z, const float *x, const uint8_t *drop, int B, size_t n);
+/* dst_i = drop[i] ? 0 : src_i. */
+void op_copy_unless(float *dst, const float *src, const uint8_t *drop, int B, size_t n);

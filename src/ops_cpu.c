@@ -2,7 +2,8 @@
  * Threads: OpenMP splits every op across cores and OpenBLAS runs single-
  * threaded inside each piece (its own threads spun on sched_yield and made
  * a 2-core step slower than one core). */
-#include "ops.h"
+#include "ops_cpu.h"
+#include "embed.h"
 #include "fastmath.h"
 #include <cblas.h>
 #include <omp.h>
@@ -22,7 +23,7 @@ static void share(int n, int *lo, int *hi) {
     *hi = (int)((long long)n * (t + 1) / T);
 }
 
-void op_linear(float *out, const float *in, const float *W, const float *bias, int N, int Ni, int O) {
+void cpu_linear(float *out, const float *in, const float *W, const float *bias, int N, int Ni, int O) {
 #pragma omp parallel if ((double)N * Ni * O > PAR_MIN_WORK)
     {
         int lo, hi;
@@ -35,7 +36,7 @@ void op_linear(float *out, const float *in, const float *W, const float *bias, i
     }
 }
 
-void op_linear_backward(float *din, float *dW, float *db, const float *dout, const float *in, const float *W,
+void cpu_linear_backward(float *din, float *dW, float *db, const float *dout, const float *in, const float *W,
                         int N, int Ni, int O) {
 #pragma omp parallel if ((double)N * Ni * O > PAR_MIN_WORK)
     {
@@ -56,7 +57,7 @@ void op_linear_backward(float *din, float *dW, float *db, const float *dout, con
     }
 }
 
-void op_layernorm(float *xhat, float *mean, float *rstd, const float *x, int N, int D) {
+void cpu_layernorm(float *xhat, float *mean, float *rstd, const float *x, int N, int D) {
 #pragma omp parallel for if (N * D > 16384)
     for (int n = 0; n < N; n++) {
         const float *r = x + (size_t)n * D;
@@ -72,7 +73,7 @@ void op_layernorm(float *xhat, float *mean, float *rstd, const float *x, int N, 
     }
 }
 
-void op_layernorm_backward(float *dx, const float *dxhat, const float *xhat, const float *rstd, int N, int D) {
+void cpu_layernorm_backward(float *dx, const float *dxhat, const float *xhat, const float *rstd, int N, int D) {
 #pragma omp parallel for if (N * D > 16384)
     for (int n = 0; n < N; n++) {
         const float *g = dxhat + (size_t)n * D, *h = xhat + (size_t)n * D;
@@ -88,7 +89,7 @@ void op_layernorm_backward(float *dx, const float *dxhat, const float *xhat, con
     }
 }
 
-void op_modulate(float *out, const float *x, const float *shift, const float *scale, int ld, int G, int T, int D) {
+void cpu_modulate(float *out, const float *x, const float *shift, const float *scale, int ld, int G, int T, int D) {
 #pragma omp parallel for collapse(2) if ((long long)G * T * D > 16384)
     for (int g = 0; g < G; g++)
         for (int t = 0; t < T; t++) {
@@ -100,7 +101,7 @@ void op_modulate(float *out, const float *x, const float *shift, const float *sc
 
 /* The shift/scale sums run over the T rows of a group: threads split the
  * feature columns so each sum has one owner and a fixed order. */
-void op_modulate_backward(float *dx, float *dshift, float *dscale, const float *dout, const float *x,
+void cpu_modulate_backward(float *dx, float *dshift, float *dscale, const float *dout, const float *x,
                           const float *scale, int ld, int G, int T, int D) {
 #pragma omp parallel if ((long long)G * T * D > 16384)
     {
@@ -122,7 +123,7 @@ void op_modulate_backward(float *dx, float *dshift, float *dscale, const float *
     }
 }
 
-void op_gate_residual(float *z, const float *y, const float *gate, int ld, int G, int T, int D) {
+void cpu_gate_residual(float *z, const float *y, const float *gate, int ld, int G, int T, int D) {
 #pragma omp parallel for collapse(2) if ((long long)G * T * D > 16384)
     for (int g = 0; g < G; g++)
         for (int t = 0; t < T; t++) {
@@ -132,7 +133,7 @@ void op_gate_residual(float *z, const float *y, const float *gate, int ld, int G
         }
 }
 
-void op_gate_residual_backward(float *dy, float *dgate, const float *dz, const float *y, const float *gate,
+void cpu_gate_residual_backward(float *dy, float *dgate, const float *dz, const float *y, const float *gate,
                                int ld, int G, int T, int D) {
 #pragma omp parallel if ((long long)G * T * D > 16384)
     {
@@ -152,12 +153,12 @@ void op_gate_residual_backward(float *dy, float *dgate, const float *dz, const f
     }
 }
 
-void op_silu(float *out, const float *x, size_t n) {
+void cpu_silu(float *out, const float *x, size_t n) {
 #pragma omp parallel for simd if (n > 16384)
     for (size_t i = 0; i < n; i++) out[i] = x[i] / (1.0f + ep_expf(-x[i]));
 }
 
-void op_silu_backward(float *dx, const float *dout, const float *x, size_t n) {
+void cpu_silu_backward(float *dx, const float *dout, const float *x, size_t n) {
 #pragma omp parallel for simd if (n > 16384)
     for (size_t i = 0; i < n; i++) {
         float s = 1.0f / (1.0f + ep_expf(-x[i]));
@@ -168,7 +169,7 @@ void op_silu_backward(float *dx, const float *dout, const float *x, size_t n) {
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 #define GELU_C 0.044715f
 
-void op_gelu_tanh(float *out, const float *x, size_t n) {
+void cpu_gelu_tanh(float *out, const float *x, size_t n) {
 #pragma omp parallel for simd if (n > 16384)
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
@@ -176,7 +177,7 @@ void op_gelu_tanh(float *out, const float *x, size_t n) {
     }
 }
 
-void op_gelu_tanh_backward(float *dx, const float *dout, const float *x, size_t n) {
+void cpu_gelu_tanh_backward(float *dx, const float *dout, const float *x, size_t n) {
 #pragma omp parallel for simd if (n > 16384)
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
@@ -186,7 +187,7 @@ void op_gelu_tanh_backward(float *dx, const float *dout, const float *x, size_t 
     }
 }
 
-void op_patchify(float *tok, const float *img, int Cn, int H, int W, int p) {
+void cpu_patchify_one(float *tok, const float *img, int Cn, int H, int W, int p) {
     int gw = W / p, K = Cn * p * p;
     for (int gy = 0; gy < H / p; gy++)
         for (int gx = 0; gx < gw; gx++) {
@@ -197,7 +198,7 @@ void op_patchify(float *tok, const float *img, int Cn, int H, int W, int p) {
         }
 }
 
-void op_patchify_backward(float *dimg, const float *dtok, int Cn, int H, int W, int p) {
+void cpu_patchify_backward_one(float *dimg, const float *dtok, int Cn, int H, int W, int p) {
     int gw = W / p, K = Cn * p * p;
     for (int gy = 0; gy < H / p; gy++)
         for (int gx = 0; gx < gw; gx++) {
@@ -208,7 +209,7 @@ void op_patchify_backward(float *dimg, const float *dtok, int Cn, int H, int W, 
         }
 }
 
-void op_unpatchify_final(float *img, const float *tok, int C, int H, int W, int p) {
+void cpu_unpatchify_final_one(float *img, const float *tok, int C, int H, int W, int p) {
     int gw = W / p, K = p * p * C;
     for (int gy = 0; gy < H / p; gy++)
         for (int gx = 0; gx < gw; gx++) {
@@ -219,7 +220,7 @@ void op_unpatchify_final(float *img, const float *tok, int C, int H, int W, int 
         }
 }
 
-void op_unpatchify_final_backward(float *dtok, const float *dimg, int C, int H, int W, int p) {
+void cpu_unpatchify_final_backward_one(float *dtok, const float *dimg, int C, int H, int W, int p) {
     int gw = W / p, K = p * p * C;
     for (int gy = 0; gy < H / p; gy++)
         for (int gx = 0; gx < gw; gx++) {
@@ -228,4 +229,67 @@ void op_unpatchify_final_backward(float *dtok, const float *dimg, int C, int H, 
                 for (int j = 0; j < p; j++)
                     for (int c = 0; c < C; c++) *t++ += dimg[((size_t)c * H + gy * p + i) * W + gx * p + j];
         }
+}
+
+/* ---- batched forms and the small model-glue ops ---- */
+
+void cpu_patchify(float *tok, const float *img, int N, int Cn, int H, int W, int p) {
+    size_t isz = (size_t)Cn * H * W;
+#pragma omp parallel for if (N * isz > 65536)
+    for (int n = 0; n < N; n++) cpu_patchify_one(tok + n * isz, img + n * isz, Cn, H, W, p);
+}
+
+void cpu_patchify_backward(float *dimg, const float *dtok, int N, int Cn, int H, int W, int p) {
+    size_t isz = (size_t)Cn * H * W;
+#pragma omp parallel for if (N * isz > 65536)
+    for (int n = 0; n < N; n++) cpu_patchify_backward_one(dimg + n * isz, dtok + n * isz, Cn, H, W, p);
+}
+
+void cpu_unpatchify_final(float *img, const float *tok, int N, int C, int H, int W, int p) {
+    size_t isz = (size_t)C * H * W;
+#pragma omp parallel for if (N * isz > 65536)
+    for (int n = 0; n < N; n++) cpu_unpatchify_final_one(img + n * isz, tok + n * isz, C, H, W, p);
+}
+
+void cpu_unpatchify_final_backward(float *dtok, const float *dimg, int N, int C, int H, int W, int p) {
+    size_t isz = (size_t)C * H * W;
+#pragma omp parallel for if (N * isz > 65536)
+    for (int n = 0; n < N; n++) cpu_unpatchify_final_backward_one(dtok + n * isz, dimg + n * isz, C, H, W, p);
+}
+
+void cpu_zero(float *p, size_t n) { memset(p, 0, n * sizeof(float)); }
+
+void cpu_timestep_embed(float *out, const int *t, int B) {
+    for (int i = 0; i < B; i++) {
+        embed_timestep(out + (size_t)i * 256, t[i]);
+        embed_timestep(out + (size_t)(B + i) * 256, 0);
+    }
+}
+
+void cpu_add_pos(float *z, const float *pos, const float *frame, size_t rows, size_t nframe_rows, int S, int F,
+                 int D) {
+#pragma omp parallel for if (rows * D > 65536)
+    for (size_t r = 0; r < rows; r++) {
+        float *row = z + r * D;
+        const float *ps = pos + (r % S) * D;
+        if (r < nframe_rows) {
+            const float *fe = frame + ((r / S) % F) * D;
+            for (int j = 0; j < D; j++) row[j] += ps[j] + fe[j];
+        } else {
+            for (int j = 0; j < D; j++) row[j] += ps[j];
+        }
+    }
+}
+
+void cpu_add_unless(float *z, const float *x, const uint8_t *drop, int B, size_t n) {
+    for (int i = 0; i < B; i++)
+        if (!drop[i])
+            for (size_t j = 0; j < n; j++) z[i * n + j] += x[i * n + j];
+}
+
+void cpu_copy_unless(float *dst, const float *src, const uint8_t *drop, int B, size_t n) {
+    for (int i = 0; i < B; i++) {
+        if (drop[i]) memset(dst + i * n, 0, n * sizeof(float));
+        else memcpy(dst + i * n, src + i * n, n * sizeof(float));
+    }
 }

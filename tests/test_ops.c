@@ -36,7 +36,7 @@
  * ENTPROG_FD_SABOTAGE=<factor> multiplies every analytic gradient by <factor>
  * (e.g. 1.01) to show the checks can fail; ENTPROG_FD_SEED=<n> changes the
  * seed. Exit status is non-zero on any failure. */
-#include "ops.h"
+#include "ops_cpu.h"
 #include "rng.h"
 #include <math.h>
 #include <stdio.h>
@@ -524,7 +524,7 @@ static double att_loss(void *p, double *a) {
     AttCtx *c = p;
     KVSet kv[2];
     att_sets(c, kv, NULL);
-    op_attention(c->out, c->ldo, c->P, c->Q + c->qoff, c->ldq, c->nq, kv, c->nsets, c->NH, c->dh);
+    cpu_attention_one(c->out, c->ldo, c->P, c->Q + c->qoff, c->ldq, c->nq, kv, c->nsets, c->NH, c->dh);
     double s = 0, as = 0;
     for (int i = 0; i < c->nq; i++)
         for (int j = 0; j < c->D; j++) {
@@ -540,7 +540,7 @@ static void att_bwd(void *p) {
     KVSet kv[2];
     KVGrad dkv[2];
     att_sets(c, kv, dkv);
-    op_attention_backward(c->gQ + c->qoff, c->ldq, dkv, c->R, c->ldo, c->P, c->Q + c->qoff, c->ldq, c->nq, kv,
+    cpu_attention_backward_one(c->gQ + c->qoff, c->ldq, dkv, c->R, c->ldo, c->P, c->Q + c->qoff, c->ldq, c->nq, kv,
                           c->nsets, c->NH, c->dh, c->scratch);
 }
 
@@ -754,12 +754,12 @@ typedef struct {
 
 static double conv_loss(void *p, double *a) {
     ConvCtx *c = p;
-    op_conv2d(c->out, c->in, c->Wt, c->b, c->Cin, c->H, c->W, c->Cout, c->k, c->stride, c->pad, c->col);
+    cpu_conv2d_one(c->out, c->in, c->Wt, c->b, c->Cin, c->H, c->W, c->Cout, c->k, c->stride, c->pad, c->col);
     return dot_loss(c->out, c->R, (size_t)c->Cout * c->Ho * c->Wo, a);
 }
 static void conv_bwd(void *p) {
     ConvCtx *c = p;
-    op_conv2d_backward(c->gin, c->gW, c->gb, c->R, c->in, c->Wt, c->Cin, c->H, c->W, c->Cout, c->k, c->stride, c->pad,
+    cpu_conv2d_backward_one(c->gin, c->gW, c->gb, c->R, c->in, c->Wt, c->Cin, c->H, c->W, c->Cout, c->k, c->stride, c->pad,
                        c->col);
 }
 
@@ -806,7 +806,7 @@ static void test_conv(int stride) {
     memset(c.gW, 0, nw * sizeof(float));
     memset(c.gb, 0, c.Cout * sizeof(float));
     conv_bwd(&c);
-    op_conv2d_backward(NULL, gW2, gb2, c.R, c.in, c.Wt, c.Cin, c.H, c.W, c.Cout, c.k, c.stride, c.pad, c.col);
+    cpu_conv2d_backward_one(NULL, gW2, gb2, c.R, c.in, c.Wt, c.Cin, c.H, c.W, c.Cout, c.k, c.stride, c.pad, c.col);
     err = 0;
     for (size_t i = 0; i < nw; i++) err = fmax(err, fabs(gW2[i] - c.gW[i]));
     for (int i = 0; i < c.Cout; i++) err = fmax(err, fabs(gb2[i] - c.gb[i]));
@@ -827,16 +827,16 @@ static double patch_loss(void *p, double *a) {
     PatchCtx *c = p;
     size_t n = (size_t)c->C * c->H * c->W;
     if (c->unpatch) {
-        op_unpatchify_final(c->img, c->tok, c->C, c->H, c->W, c->p);
+        cpu_unpatchify_final_one(c->img, c->tok, c->C, c->H, c->W, c->p);
         return dot_loss(c->img, c->R, n, a);
     }
-    op_patchify(c->tok, c->img, c->C, c->H, c->W, c->p);
+    cpu_patchify_one(c->tok, c->img, c->C, c->H, c->W, c->p);
     return dot_loss(c->tok, c->R, n, a);
 }
 static void patch_bwd(void *p) {
     PatchCtx *c = p;
-    if (c->unpatch) op_unpatchify_final_backward(c->gtok, c->R, c->C, c->H, c->W, c->p);
-    else op_patchify_backward(c->gimg, c->R, c->C, c->H, c->W, c->p);
+    if (c->unpatch) cpu_unpatchify_final_backward_one(c->gtok, c->R, c->C, c->H, c->W, c->p);
+    else cpu_patchify_backward_one(c->gimg, c->R, c->C, c->H, c->W, c->p);
 }
 
 static void test_patchify(void) {
@@ -847,7 +847,7 @@ static void test_patchify(void) {
     fill(c.img, n, 0, 1); fill(c.R, n, 0, 1);
 
     /* patchify: token gy*gw+gx, feature (c, kh, kw) = img[c][gy p + kh][gx p + kw] */
-    op_patchify(c.tok, c.img, c.C, c.H, c.W, p);
+    cpu_patchify_one(c.tok, c.img, c.C, c.H, c.W, p);
     double err = 0;
     for (int gy = 0; gy < gh; gy++)
         for (int gx = 0; gx < gw; gx++)
@@ -866,7 +866,7 @@ static void test_patchify(void) {
         fill(Wt, (size_t)D * K, 0, 0.5f);
         fill(bias, D, 0, 1);
         op_linear(lin, c.tok, Wt, bias, S, K, D);
-        op_conv2d(conv, c.img, Wt, bias, c.C, c.H, c.W, D, p, p, 0, col);
+        cpu_conv2d_one(conv, c.img, Wt, bias, c.C, c.H, c.W, D, p, p, 0, col);
         double e = 0;
         for (int s = 0; s < S; s++)
             for (int d = 0; d < D; d++) e = fmax(e, fabs(lin[(size_t)s * D + d] - conv[(size_t)d * S + s]));
@@ -877,7 +877,7 @@ static void test_patchify(void) {
     /* unpatchify_final: feature (kh, kw, c) -> img[c][gy p + kh][gx p + kw] */
     float *tok2 = falloc(n), *img2 = falloc(n);
     fill(tok2, n, 0, 1);
-    op_unpatchify_final(img2, tok2, c.C, c.H, c.W, p);
+    cpu_unpatchify_final_one(img2, tok2, c.C, c.H, c.W, p);
     err = 0;
     for (int gy = 0; gy < gh; gy++)
         for (int gx = 0; gx < gw; gx++)
@@ -892,7 +892,7 @@ static void test_patchify(void) {
     for (int s = 0; s < S; s++)
         for (int ch = 0; ch < c.C; ch++)
             for (int f = 0; f < p * p; f++) tok2[(size_t)s * K + f * c.C + ch] = c.tok[(size_t)s * K + ch * p * p + f];
-    op_unpatchify_final(img2, tok2, c.C, c.H, c.W, p);
+    cpu_unpatchify_final_one(img2, tok2, c.C, c.H, c.W, p);
     err = 0;
     for (size_t i = 0; i < n; i++) err = fmax(err, fabs(img2[i] - c.img[i]));
     report_max("patchify -> reorder -> unpatchify_final round trip", err, 0);

@@ -1,0 +1,29 @@
+/* The CUDA backend: cuda_<op> for every op of ops.h (C linkage), and its
+ * device, memory and timing services. Built only when nvcc is found. */
+#pragma once
+#include "ops.h"
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define OP(name, params, args) void cuda_##name params;
+#include "ops_list.h"
+#undef OP
+size_t cuda_attention_state_floats(const AttnShape *a);
+size_t cuda_attention_scratch_floats(const AttnShape *a);
+
+/* 0 and a description of the device when a GPU is usable, else -1 and why. */
+int cuda_init(char *desc, size_t n);
+void *cuda_alloc(size_t bytes, const char *what);
+void cuda_free(void *p);
+void cuda_upload(void *dst, const void *src, size_t bytes);
+void cuda_download(void *dst, const void *src, size_t bytes);
+void cuda_copy(void *dst, const void *src, size_t bytes);
+size_t cuda_mem_in_use(void);
+size_t cuda_mem_peak(void);
+void cuda_mem_reset_peak(void);
+void cuda_sync(void);
+
+#ifdef __cplusplus
+}
+#endif

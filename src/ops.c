@@ -1,0 +1,114 @@
+/* Backend choice and dispatch: op_<name> calls cpu_<name> or cuda_<name>. */
+#include "ops.h"
+#include "die.h"
+#include "mem.h"
+#include "ops_cpu.h"
+#include <omp.h>
+#include <stdio.h>
+#include <string.h>
+#ifdef ENTPROG_CUDA
+#include "ops_cuda.h"
+#endif
+
+static Backend backend = BACKEND_CPU;
+static char desc[256];
+
+int ops_cuda_built(void) {
+#ifdef ENTPROG_CUDA
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+void ops_select(Backend b) {
+    if (b == BACKEND_CUDA) {
+#ifdef ENTPROG_CUDA
+        char why[200];
+        if (cuda_init(why, sizeof why) != 0) ep_die("backend cuda: %s", why);
+        snprintf(desc, sizeof desc, "%s", why);
+#else
+        ep_die("backend cuda: this entprog was built without CUDA (nvcc was not found at configure time); "
+               "use backend = cpu or rebuild on a machine with the CUDA toolkit");
+#endif
+    } else {
+        snprintf(desc, sizeof desc, "CPU, %d OpenMP threads, fp32", omp_get_max_threads());
+    }
+    backend = b;
+}
+
+Backend ops_backend(void) { return backend; }
+const char *ops_backend_name(void) { return backend == BACKEND_CUDA ? "cuda" : "cpu"; }
+const char *ops_device_desc(void) {
+    if (!desc[0]) ops_select(backend);
+    return desc;
+}
+
+#ifdef ENTPROG_CUDA
+#define ON_GPU (backend == BACKEND_CUDA)
+#define PICK(name, args) (ON_GPU ? cuda_##name args : cpu_##name args)
+#else
+#define PICK(name, args) cpu_##name args
+#endif
+
+/* Backend memory: the counting allocator on the CPU, device memory on CUDA. */
+void *ops_alloc(size_t bytes, const char *what) {
+#ifdef ENTPROG_CUDA
+    if (ON_GPU) return cuda_alloc(bytes, what);
+#endif
+    return mem_alloc(bytes, what);
+}
+
+void ops_free(void *p) {
+#ifdef ENTPROG_CUDA
+    if (ON_GPU) { cuda_free(p); return; }
+#endif
+    mem_free(p);
+}
+
+void ops_upload(void *dst, const void *src, size_t bytes) {
+#ifdef ENTPROG_CUDA
+    if (ON_GPU) { cuda_upload(dst, src, bytes); return; }
+#endif
+    if (bytes && dst != src) memcpy(dst, src, bytes);
+}
+
+void ops_download(void *dst, const void *src, size_t bytes) {
+#ifdef ENTPROG_CUDA
+    if (ON_GPU) { cuda_download(dst, src, bytes); return; }
+#endif
+    if (bytes && dst != src) memcpy(dst, src, bytes);
+}
+
+void ops_copy(void *dst, const void *src, size_t bytes) {
+#ifdef ENTPROG_CUDA
+    if (ON_GPU) { cuda_copy(dst, src, bytes); return; }
+#endif
+    if (bytes && dst != src) memmove(dst, src, bytes);
+}
+
+static size_t cpu_mem_in_use(void) { return mem_in_use(); }
+static size_t cpu_mem_peak(void) { return mem_peak(); }
+static void cpu_mem_reset_peak(void) { mem_reset_peak(); }
+size_t ops_mem_in_use(void) { return PICK(mem_in_use, ()); }
+size_t ops_mem_peak(void) { return PICK(mem_peak, ()); }
+void ops_mem_reset_peak(void) { PICK(mem_reset_peak, ()); }
+static void cpu_sync(void) {}
+void ops_sync(void) { PICK(sync, ()); }
+
+size_t op_attention_state_floats(const AttnShape *a) { return PICK(attention_state_floats, (a)); }
+size_t op_attention_scratch_floats(const AttnShape *a) { return PICK(attention_scratch_floats, (a)); }
+
+/* im2col scratch: one image's worth per CPU thread, one on the GPU (a product per image). */
+size_t op_conv2d_scratch_floats(int Cin, int Ho, int Wo, int k) {
+    size_t one = ((size_t)Cin * k * k * Ho * Wo + 15) & ~(size_t)15;
+#ifdef ENTPROG_CUDA
+    if (ON_GPU) return one;
+#endif
+    return one * (size_t)omp_get_max_threads();
+}
+
+#define OP(name, params, args) \
+    void op_##name params { PICK(name, args); }
+#include "ops_list.h"
+#undef OP
