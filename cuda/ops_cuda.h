@@ -23,6 +23,8 @@ size_t cuda_mem_in_use(void);
 size_t cuda_mem_peak(void);
 void cuda_mem_reset_peak(void);
 void cuda_sync(void);
+/* 1: GEMMs in plain fp32 instead of bf16 tensor-core products (also ENTPROG_GEMM=fp32). */
+void cuda_set_exact_gemm(int on);
 
 #ifdef __cplusplus
 }

@@ -4,6 +4,7 @@
  * bar chart <out>/cei.png, and stored in the checkpoint as /schedule/cei
  * and /schedule/order. */
 #define _POSIX_C_SOURCE 200809L
+#include "ops.h"
 #include "cei.h"
 #include "checkpoint.h"
 #include "ckpt_schedule.h"
@@ -158,6 +159,7 @@ static void print_table(const double *pi, const int *rank, int L) {
 
 /* The checkpoint's parameters into a model of the deck's shape, batch and clip length. */
 static void load_model(Model *m, const Deck *deck, const char *ckpt) {
+    ops_select_named(deck->train.backend);
     model_create(m, &deck->model);
     CkptState st = {.pt = &m->pt, .shape = deck->model, .params = m->params};
     ckpt_load(ckpt, &st, MPI_COMM_NULL);

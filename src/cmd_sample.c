@@ -4,6 +4,7 @@
  * and writes <out>/samples.h5, <out>/sample_<i>.gif and <out>/grid.png
  * (docs/sampling.md). Several MPI ranks split the samples; rank 0 writes. */
 #define _POSIX_C_SOURCE 200809L
+#include "ops.h"
 #include "checkpoint.h"
 #include "commands.h"
 #include "paths.h"
@@ -99,6 +100,7 @@ static void default_out(const char *ckpt, char *out, size_t n) {
 
 /* The checkpoint's weights (or its EMA weights) in a model of the deck's shape and batch. */
 static void load_model(Model *m, const Deck *deck, const char *ckpt, int ema) {
+    ops_select_named(deck->train.backend);
     if (access(ckpt, R_OK) != 0) ep_die("sample: --ckpt '%s': %s", ckpt, strerror(errno));
     model_create(m, &deck->model);
     float *ema_buf = ema ? ep_malloc(m->pt.total * sizeof(float), "EMA weights") : NULL;

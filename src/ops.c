@@ -37,6 +37,12 @@ void ops_select(Backend b) {
     backend = b;
 }
 
+void ops_select_named(const char *name) {
+    if (!strcmp(name, "cuda")) ops_select(BACKEND_CUDA);
+    else if (!strcmp(name, "cpu")) ops_select(BACKEND_CPU);
+    else ep_die("unknown backend '%s' (expected cpu or cuda)", name);
+}
+
 Backend ops_backend(void) { return backend; }
 const char *ops_backend_name(void) { return backend == BACKEND_CUDA ? "cuda" : "cpu"; }
 const char *ops_device_desc(void) {

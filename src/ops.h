@@ -17,6 +17,7 @@ typedef enum { BACKEND_CPU = 0, BACKEND_CUDA = 1 } Backend;
 /* Picks the backend for the whole run; dies with a clear message when CUDA
  * was not built or no GPU is usable. */
 void ops_select(Backend b);
+void ops_select_named(const char *name); /* "cpu" or "cuda" (the deck's train.backend) */
 Backend ops_backend(void);
 const char *ops_backend_name(void);
 /* One line naming the device (the CPU threads, or the GPU and its memory). */

@@ -1,4 +1,5 @@
 #include "train.h"
+#include "ops.h"
 #include "checkpoint.h"
 #include "dp.h"
 #include <math.h>
@@ -217,9 +218,9 @@ void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
     MPI_Comm_rank(MPI_COMM_WORLD, &tr->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &tr->world);
     const TrainConfig *tc = &deck->train;
-    if (strcmp(tc->backend, "cpu") != 0)
-        ep_die("train.backend = %s: this build has only the cpu backend", tc->backend);
+    ops_select_named(tc->backend);
     dp_init(&tr->dp, MPI_COMM_WORLD);
+    if (tr->rank == 0) printf("backend %s: %s\n", ops_backend_name(), ops_device_desc());
 
     char path[DECK_PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/train.h5", deck->data.dir);
@@ -379,11 +380,11 @@ void trainer_log_row(Trainer *tr, const char *kind, double loss, double gnorm, d
     if (!tr->metrics) return;
     if (!strcmp(kind, "val"))
         fprintf(tr->metrics, "val,%lld,%.17g,,,,,,%d,%d,%.1f,%.3f,\n", tr->step, loss, p->stage, p->m,
-                mem_peak() / 1048576.0, p->train_s);
+                ops_mem_peak() / 1048576.0, p->train_s);
     else
         fprintf(tr->metrics, "%s,%lld,%.17g,%.6g,%.6g,%.3f,%.3f,%.1f,%d,%d,%.1f,%.3f,%.3f\n", kind, tr->step, loss,
                 gnorm, lr, ms, tr->model.B * tr->dp.size / (ms / 1e3), peak_rss_mib(), p->stage, p->m,
-                mem_peak() / 1048576.0, p->train_s, 1e3 * tr->comm_s);
+                ops_mem_peak() / 1048576.0, p->train_s, 1e3 * tr->comm_s);
 }
 
 static void prune_ckpts(const Trainer *tr) {
@@ -439,7 +440,7 @@ void trainer_run(Trainer *tr) {
                           "step %lld/%d | loss %.6f | grad %.4f | lr %.2e | %.1f ms/step | %.2f samples/s | m %d | "
                           "mem %.0f MiB | peak %.0f MiB",
                           tr->step, tc->steps, loss, gnorm, lr, avg, tr->model.B / (avg / 1e3), tr->prog.m,
-                          mem_in_use() / 1048576.0, peak_rss_mib());
+                          ops_mem_in_use() / 1048576.0, peak_rss_mib());
             ms_sum = 0, in_window = 0;
         }
         if (tc->val_every > 0 && (tr->step % tc->val_every == 0 || tr->step == tc->steps)) {

@@ -9,6 +9,7 @@
 #include "die.h"
 #include "mem.h"
 #include "train.h"
+#include "ops.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,14 +50,14 @@ static void report_stage(Trainer *tr, int k, const double *ce) {
         printf("; CE(m) =");
         for (int i = 0; i < p->n_cand; i++) printf(" %d:%.4g", p->cand[i], ce[i]);
     }
-    printf("; memory now %.1f MiB (gradients %.1f, optimizer %.1f)\n", mem_in_use() / 1048576.0,
+    printf("; memory now %.1f MiB (gradients %.1f, optimizer %.1f)\n", ops_mem_in_use() / 1048576.0,
            tr->model.grad_cap * 4.0 / 1048576.0, tr->opt.size * 4.0 * (tr->opt.v ? 2 : 1) / 1048576.0);
     fflush(stdout);
 }
 
 static void report_peak(Trainer *tr) {
     if (root(tr) && tr->prog.stage >= 0)
-        printf("stage %d peak memory (allocator): %.1f MiB\n", tr->prog.stage + 1, mem_peak() / 1048576.0);
+        printf("stage %d peak memory (allocator): %.1f MiB\n", tr->prog.stage + 1, ops_mem_peak() / 1048576.0);
 }
 
 /* ---- independent trials, partitioned across rank groups ---- */
@@ -211,8 +212,8 @@ static void run_trials(Trainer *tr, int k) {
     snap_free(&best);
     if (root(tr))
         printf("stage %d search: %d candidates on %d group%s of %d rank%s, %.2f s wall, peak memory (allocator) %.1f MiB\n",
-               k + 1, p->n_cand, G, G > 1 ? "s" : "", q, q > 1 ? "s" : "", now_s() - t_search, mem_peak() / 1048576.0);
-    mem_reset_peak(); /* from here the stage's own peak */
+               k + 1, p->n_cand, G, G > 1 ? "s" : "", q, q > 1 ? "s" : "", now_s() - t_search, ops_mem_peak() / 1048576.0);
+    ops_mem_reset_peak(); /* from here the stage's own peak */
     prog_record(p, k, first, p->m, p->cand, all, p->n_cand);
     report_stage(tr, k, all);
 }
@@ -224,7 +225,7 @@ void stages_before_step(Trainer *tr) {
     int k = prog_stage_of(p, tr->step);
     if (k <= p->stage) return;
     report_peak(tr);
-    mem_reset_peak();
+    ops_mem_reset_peak();
     p->stage = k;
     if (!p->adaptive) {
         p->m = prog_fixed_m(p, k);
@@ -294,9 +295,9 @@ void stages_after_step(Trainer *tr, double seconds) {
     int win = prog_pick(p, ce);
     p->searching = 0;
     p->m = p->cand[win];
-    if (root(tr)) printf("stage %d search window peak memory (allocator): %.1f MiB\n", p->stage + 1, mem_peak() / 1048576.0);
+    if (root(tr)) printf("stage %d search window peak memory (allocator): %.1f MiB\n", p->stage + 1, ops_mem_peak() / 1048576.0);
     stages_apply(tr, p->m, 1);
-    mem_reset_peak(); /* from here the stage's own peak */
+    ops_mem_reset_peak(); /* from here the stage's own peak */
     prog_record(p, p->stage, p->search_end - p->window, p->m, p->cand, ce, p->n_cand);
     report_stage(tr, p->stage, ce);
 }

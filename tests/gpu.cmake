@@ -1,0 +1,7 @@
+# The CUDA backend against the CPU one (label gpu). Without a CUDA build or a
+# GPU the tests print why and count as skipped (exit code 77).
+add_executable(test_gpu ${PROJECT_SOURCE_DIR}/tests/test_gpu.c)
+target_link_libraries(test_gpu PRIVATE entprog_core)
+add_test(NAME gpu_ops COMMAND test_gpu ops)
+add_test(NAME gpu_model COMMAND test_gpu model)
+set_tests_properties(gpu_ops gpu_model PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 300)

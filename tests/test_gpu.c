@@ -1,0 +1,456 @@
+/* The CUDA backend against the CPU one (label gpu; exits 77 = skipped where
+ * no CUDA build or no GPU).
+ *
+ *   test_gpu ops    every op on random inputs (never zeros), outputs and
+ *                   accumulated gradients, GEMMs run twice: in exact fp32
+ *                   (ENTPROG GEMM mode "fp32") and in the default bf16
+ *                   tensor-core mode;
+ *   test_gpu model  the whole model's eps_hat, loss and every parameter
+ *                   gradient, in both GEMM modes; the same run twice is
+ *                   bit-identical; a frozen prefix gives the same gradients
+ *                   for the trainable tensors with less device memory.
+ *
+ * Error measure: max |gpu - cpu| / max |cpu| over a tensor. Tolerances:
+ *  - fp32 kernels (everything but GEMMs, and GEMMs in fp32 mode): 1e-4 for
+ *    ops (fast-math exp/tanh are within a few ulp; attention and cuDNN
+ *    reorder sums of up to a few hundred terms), 1e-3 for the whole model
+ *    (two blocks of such sums, and LayerNorm divides by small variances);
+ *  - bf16 GEMMs: operands are rounded to 8 significant bits (relative error
+ *    <= 2^-9 each), so one product term is off by <= 2^-8 = 3.9e-3 and a
+ *    K-term sum of random-signed terms by ~2^-8 of its typical size: 1e-2
+ *    for one op; the model chains ~10 products forward and back, so 5e-2 for
+ *    its outputs and gradients. Measured values are printed. */
+#include "model.h"
+#include "ops.h"
+#include "ops_cpu.h"
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef ENTPROG_CUDA
+#include "ops_cuda.h"
+#endif
+
+#define SKIP 77
+
+#ifndef ENTPROG_CUDA
+int main(void) {
+    printf("SKIP: this build has no CUDA backend (nvcc was not found at configure time)\n");
+    return SKIP;
+}
+#else
+
+static int failures;
+static unsigned long long rng_state = 88172645463325252ull;
+
+static float urand(void) { /* uniform in [-1, 1), never 0 */
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    float u = (float)((rng_state >> 40) / 16777216.0) * 2.0f - 1.0f;
+    return u == 0.0f ? 0.5f : u;
+}
+
+static float *hrand(size_t n, float scale) {
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    for (size_t i = 0; i < n; i++) p[i] = scale * urand();
+    return p;
+}
+
+static float *dev(const float *h, size_t n) {
+    float *d = cuda_alloc(n * sizeof(float), "test buffer");
+    cuda_upload(d, h, n * sizeof(float));
+    return d;
+}
+
+/* max |gpu - cpu| / max |cpu| */
+static double rel_err(const float *gpu_dev, const float *cpu, size_t n) {
+    float *g = malloc(n * sizeof(float));
+    cuda_download(g, gpu_dev, n * sizeof(float));
+    double md = 0, mc = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)g[i] - cpu[i]);
+        if (!(d <= md)) md = d; /* NaN counts as a failure */
+        if (fabs(cpu[i]) > mc) mc = fabs(cpu[i]);
+    }
+    free(g);
+    return mc > 0 ? md / mc : md;
+}
+
+static void check(const char *what, double err, double tol) {
+    int ok = err <= tol;
+    printf("  %-44s %.2e  (tol %.0e) %s\n", what, err, tol, ok ? "ok" : "FAIL");
+    if (!ok) failures++;
+}
+
+/* ---------------- ops ---------------- */
+
+static void test_linear(double tg, int misalign) {
+    int N = 300, Ni = 96, O = 200, a = misalign;
+    float *in = hrand(N * Ni + a, 1), *W = hrand(O * Ni + a, 0.2f), *b = hrand(O + a, 1), *out = hrand(N * O, 1);
+    float *dout = hrand(N * O, 1), *din = hrand(N * Ni, 1), *dW = hrand(O * Ni, 1), *db = hrand(O, 1);
+    float *d_in = dev(in, N * Ni + a), *d_W = dev(W, O * Ni + a), *d_b = dev(b, O + a), *d_out = dev(out, N * O);
+    float *d_dout = dev(dout, N * O), *d_din = dev(din, N * Ni), *d_dW = dev(dW, O * Ni), *d_db = dev(db, O);
+    cpu_linear(out, in + a, W + a, b + a, N, Ni, O);
+    cuda_linear(d_out, d_in + a, d_W + a, d_b + a, N, Ni, O);
+    char name[64];
+    snprintf(name, sizeof name, "linear%s", a ? " (misaligned)" : "");
+    check(name, rel_err(d_out, out, N * O), tg);
+    cpu_linear_backward(din, dW, db, dout, in + a, W + a, N, Ni, O);
+    cuda_linear_backward(d_din, d_dW, d_db, d_dout, d_in + a, d_W + a, N, Ni, O);
+    check("linear_backward din", rel_err(d_din, din, N * Ni), tg);
+    check("linear_backward dW", rel_err(d_dW, dW, O * Ni), tg);
+    check("linear_backward db (fp32 column sums)", rel_err(d_db, db, O), 1e-5);
+    float *h[] = {in, W, b, out, dout, din, dW, db}, *d[] = {d_in, d_W, d_b, d_out, d_dout, d_din, d_dW, d_db};
+    for (int i = 0; i < 8; i++) free(h[i]), cuda_free(d[i]);
+}
+
+static void test_norm_mod(void) {
+    int G = 3, T = 70, D = 96, ld = 9 * 96, N = G * T;
+    size_t n = (size_t)N * D, nt = (size_t)G * ld;
+    float *x = hrand(n, 2), *xhat = hrand(n, 1), *mean = hrand(N, 1), *rstd = hrand(N, 1);
+    for (size_t i = 0; i < n; i++) x[i] += 0.5f; /* a mean to remove */
+    float *d_x = dev(x, n), *d_xhat = dev(xhat, n), *d_mean = dev(mean, N), *d_rstd = dev(rstd, N);
+    cpu_layernorm(xhat, mean, rstd, x, N, D);
+    cuda_layernorm(d_xhat, d_mean, d_rstd, d_x, N, D);
+    check("layernorm xhat", rel_err(d_xhat, xhat, n), 1e-4);
+    check("layernorm rstd", rel_err(d_rstd, rstd, N), 1e-4);
+    float *g = hrand(n, 1), *dx = hrand(n, 1), *d_g = dev(g, n), *d_dx = dev(dx, n);
+    cpu_layernorm_backward(dx, g, xhat, rstd, N, D);
+    cuda_layernorm_backward(d_dx, d_g, d_xhat, d_rstd, N, D);
+    check("layernorm_backward", rel_err(d_dx, dx, n), 1e-4);
+
+    float *tab = hrand(nt, 0.5f), *out = hrand(n, 1), *dtab = hrand(nt, 1);
+    float *d_tab = dev(tab, nt), *d_out = dev(out, n), *d_dtab = dev(dtab, nt);
+    cpu_modulate(out, x, tab, tab + D, ld, G, T, D);
+    cuda_modulate(d_out, d_x, d_tab, d_tab + D, ld, G, T, D);
+    check("modulate", rel_err(d_out, out, n), 1e-5);
+    cpu_modulate_backward(dx, dtab, dtab + D, g, x, tab + D, ld, G, T, D);
+    cuda_modulate_backward(d_dx, d_dtab, d_dtab + D, d_g, d_x, d_tab + D, ld, G, T, D);
+    check("modulate_backward dx", rel_err(d_dx, dx, n), 1e-5);
+    check("modulate_backward dshift, dscale", rel_err(d_dtab, dtab, nt), 1e-5);
+    cpu_gate_residual(out, x, tab + 2 * D, ld, G, T, D);
+    cuda_gate_residual(d_out, d_x, d_tab + 2 * D, ld, G, T, D);
+    check("gate_residual", rel_err(d_out, out, n), 1e-5);
+    cpu_gate_residual_backward(dx, dtab + 2 * D, g, x, tab + 2 * D, ld, G, T, D);
+    cuda_gate_residual_backward(d_dx, d_dtab + 2 * D, d_g, d_x, d_tab + 2 * D, ld, G, T, D);
+    check("gate_residual_backward dy", rel_err(d_dx, dx, n), 1e-5);
+    check("gate_residual_backward dgate", rel_err(d_dtab, dtab, nt), 1e-5);
+
+    cpu_silu(out, x, n);
+    cuda_silu(d_out, d_x, n);
+    check("silu", rel_err(d_out, out, n), 1e-5);
+    cpu_silu_backward(dx, g, x, n);
+    cuda_silu_backward(d_dx, d_g, d_x, n);
+    check("silu_backward", rel_err(d_dx, dx, n), 1e-5);
+    cpu_gelu_tanh(out, x, n);
+    cuda_gelu_tanh(d_out, d_x, n);
+    check("gelu_tanh", rel_err(d_out, out, n), 1e-5);
+    cpu_gelu_tanh_backward(dx, g, x, n);
+    cuda_gelu_tanh_backward(d_dx, d_g, d_x, n);
+    check("gelu_tanh_backward", rel_err(d_dx, dx, n), 1e-5);
+    cpu_zero(out, n);
+    cuda_zero(d_out, n);
+    check("zero", rel_err(d_out, out, n), 0);
+    float *h[] = {x, xhat, mean, rstd, g, dx, tab, out, dtab};
+    float *d[] = {d_x, d_xhat, d_mean, d_rstd, d_g, d_dx, d_tab, d_out, d_dtab};
+    for (int i = 0; i < 9; i++) free(h[i]), cuda_free(d[i]);
+}
+
+/* One attention layout: fused qkv rows for Z1 x Z2 problems, optional bank. */
+static void test_attention(const char *name, AttnShape a, int rows, const uint8_t *drop) {
+    int D = a.NH * a.dh;
+    size_t nqkv = (size_t)rows * 3 * D, nbank = a.nb ? (size_t)a.Z1 * a.nb * 3 * D : 1, nout = (size_t)rows * D;
+    float *qkv = hrand(nqkv, 1), *bank = hrand(nbank, 1), *out = hrand(nout, 1);
+    size_t cs = cpu_attention_state_floats(&a), gs = cuda_attention_state_floats(&a);
+    float *P = malloc(cs * sizeof(float)), *scr = malloc(cpu_attention_scratch_floats(&a) * sizeof(float));
+    float *d_qkv = dev(qkv, nqkv), *d_bank = dev(bank, nbank), *d_out = dev(out, nout);
+    float *d_state = cuda_alloc(gs * sizeof(float), "lse"), *d_scr = cuda_alloc(gs * sizeof(float), "Di");
+    uint8_t *d_drop = NULL;
+    if (drop) {
+        d_drop = cuda_alloc((size_t)a.Z1, "drop");
+        cuda_upload(d_drop, drop, (size_t)a.Z1);
+    }
+    cpu_attention(&a, out, P, qkv, a.nb ? bank : NULL, drop);
+    cuda_attention(&a, d_out, d_state, d_qkv, a.nb ? d_bank : NULL, d_drop);
+    char s[96];
+    snprintf(s, sizeof s, "attention %s", name);
+    check(s, rel_err(d_out, out, nout), 1e-4);
+    float *dout = hrand(nout, 1), *dqkv = hrand(nqkv, 1), *dbank = hrand(nbank, 1);
+    float *d_dout = dev(dout, nout), *d_dqkv = dev(dqkv, nqkv), *d_dbank = dev(dbank, nbank);
+    cpu_attention_backward(&a, dqkv, a.nb ? dbank : NULL, dout, out, P, qkv, a.nb ? bank : NULL, drop, scr);
+    cuda_attention_backward(&a, d_dqkv, a.nb ? d_dbank : NULL, d_dout, d_out, d_state, d_qkv, a.nb ? d_bank : NULL,
+                            d_drop, d_scr);
+    snprintf(s, sizeof s, "attention_backward %s dq dk dv", name);
+    check(s, rel_err(d_dqkv, dqkv, nqkv), 1e-4);
+    if (a.nb) {
+        snprintf(s, sizeof s, "attention_backward %s bank dk dv", name);
+        check(s, rel_err(d_dbank, dbank, nbank), 1e-4);
+    }
+    float *h[] = {qkv, bank, out, P, scr, dout, dqkv, dbank};
+    float *d[] = {d_qkv, d_bank, d_out, d_state, d_scr, d_dout, d_dqkv, d_dbank};
+    for (int i = 0; i < 8; i++) free(h[i]), cuda_free(d[i]);
+    cuda_free(d_drop);
+}
+
+static void test_attentions(void) {
+    /* spatial: 2 tiles of queries, a bank, sample 1 dropped; head width 16 */
+    int Z1 = 3, Z2 = 2, nq = 70, NH = 2, dh = 16, D3 = 3 * NH * dh, Dd = NH * dh;
+    uint8_t drop[3] = {0, 1, 0};
+    AttnShape sp = {Z1, Z2, nq, NH, dh, (size_t)Z2 * nq * D3, (size_t)nq * D3, D3, (size_t)nq * D3, D3, nq,
+                    (size_t)Z2 * nq * Dd, (size_t)nq * Dd, Dd};
+    test_attention("spatial+bank (dh 16, drop)", sp, Z1 * Z2 * nq, drop);
+    /* temporal: rows S apart, head width 72 (the paper's) */
+    int S = 5, F = 4;
+    NH = 2, dh = 72, D3 = 3 * NH * dh, Dd = NH * dh;
+    AttnShape tp = {2, S, F, NH, dh, (size_t)F * S * D3, (size_t)D3, S * D3, 0, 0, 0, (size_t)F * S * Dd, (size_t)Dd,
+                    S * Dd};
+    test_attention("temporal (dh 72, strided)", tp, 2 * F * S, NULL);
+    /* reference self-attention, three heads of 32, bank-free */
+    nq = 40, NH = 3, dh = 32, D3 = 3 * NH * dh, Dd = NH * dh;
+    AttnShape rf = {2, 1, nq, NH, dh, (size_t)nq * D3, 0, D3, 0, 0, 0, (size_t)nq * Dd, 0, Dd};
+    test_attention("reference (dh 32, 3 heads)", rf, 2 * nq, NULL);
+    /* spatial with a head width that no kernel has exactly (40 -> 64) */
+    nq = 33, NH = 1, dh = 40, D3 = 3 * dh, Dd = dh;
+    AttnShape odd = {2, 3, nq, NH, dh, (size_t)3 * nq * D3, (size_t)nq * D3, D3, (size_t)nq * D3, D3, nq,
+                     (size_t)3 * nq * Dd, (size_t)nq * Dd, Dd};
+    test_attention("spatial+bank (dh 40)", odd, 2 * 3 * nq, NULL);
+}
+
+static void test_conv(int Cin, int H, int Cout, int stride, int with_din) {
+    int N = 3, k = 3, pad = 1, Ho = conv_out_size(H, k, stride, pad);
+    size_t nin = (size_t)N * Cin * H * H, nout = (size_t)N * Cout * Ho * Ho, nw = (size_t)Cout * Cin * 9;
+    float *in = hrand(nin, 1), *W = hrand(nw, 0.3f), *b = hrand(Cout, 1), *out = hrand(nout, 1);
+    float *col = malloc((size_t)Cin * 9 * Ho * Ho * omp_get_max_threads() * sizeof(float));
+    float *d_in = dev(in, nin), *d_W = dev(W, nw), *d_b = dev(b, Cout), *d_out = dev(out, nout);
+    cpu_conv2d(out, in, W, b, N, Cin, H, H, Cout, k, stride, pad, col);
+    cuda_conv2d(d_out, d_in, d_W, d_b, N, Cin, H, H, Cout, k, stride, pad, NULL);
+    char s[96];
+    snprintf(s, sizeof s, "conv2d %d->%d stride %d", Cin, Cout, stride);
+    check(s, rel_err(d_out, out, nout), 1e-4);
+    float *dout = hrand(nout, 1), *din = hrand(nin, 1), *dW = hrand(nw, 1), *db = hrand(Cout, 1);
+    float *d_dout = dev(dout, nout), *d_din = dev(din, nin), *d_dW = dev(dW, nw), *d_db = dev(db, Cout);
+    cpu_conv2d_backward(with_din ? din : NULL, dW, db, dout, in, W, N, Cin, H, H, Cout, k, stride, pad, col);
+    cuda_conv2d_backward(with_din ? d_din : NULL, d_dW, d_db, d_dout, d_in, d_W, N, Cin, H, H, Cout, k, stride, pad,
+                         NULL);
+    snprintf(s, sizeof s, "conv2d_backward %d->%d din dW db", Cin, Cout);
+    double e = rel_err(d_dW, dW, nw), e2 = rel_err(d_db, db, Cout), e3 = with_din ? rel_err(d_din, din, nin) : 0;
+    check(s, fmax(e, fmax(e2, e3)), 1e-4);
+    float *h[] = {in, W, b, out, col, dout, din, dW, db};
+    float *d[] = {d_in, d_W, d_b, d_out, d_dout, d_din, d_dW, d_db};
+    for (int i = 0; i < 9; i++) free(h[i]);
+    for (int i = 0; i < 8; i++) cuda_free(d[i]);
+}
+
+static void test_glue(void) {
+    int N = 3, C = 4, H = 8, W = 12, p = 2;
+    size_t n = (size_t)N * C * H * W;
+    float *img = hrand(n, 1), *tok = hrand(n, 1), *d_img = dev(img, n), *d_tok = dev(tok, n);
+    cpu_patchify(tok, img, N, C, H, W, p);
+    cuda_patchify(d_tok, d_img, N, C, H, W, p);
+    check("patchify", rel_err(d_tok, tok, n), 0);
+    cpu_patchify_backward(img, tok, N, C, H, W, p);
+    cuda_patchify_backward(d_img, d_tok, N, C, H, W, p);
+    check("patchify_backward", rel_err(d_img, img, n), 0);
+    cpu_unpatchify_final(img, tok, N, C, H, W, p);
+    cuda_unpatchify_final(d_img, d_tok, N, C, H, W, p);
+    check("unpatchify_final", rel_err(d_img, img, n), 0);
+    cpu_unpatchify_final_backward(tok, img, N, C, H, W, p);
+    cuda_unpatchify_final_backward(d_tok, d_img, N, C, H, W, p);
+    check("unpatchify_final_backward", rel_err(d_tok, tok, n), 0);
+
+    int B = 3, t[3] = {0, 17, 999}, *d_t = cuda_alloc(sizeof t, "t");
+    cuda_upload(d_t, t, sizeof t);
+    float *emb = hrand(2 * B * 256, 1), *d_emb = dev(emb, 2 * B * 256);
+    cpu_timestep_embed(emb, t, B);
+    cuda_timestep_embed(d_emb, d_t, B);
+    check("timestep_embed", rel_err(d_emb, emb, 2 * B * 256), 1e-6);
+
+    int S = 6, F = 3, D = 8;
+    size_t Nv = (size_t)2 * F * S, rows = Nv + 2 * S;
+    float *z = hrand(rows * D, 1), *pos = hrand(S * D, 1), *fr = hrand(F * D, 1);
+    float *d_z = dev(z, rows * D), *d_pos = dev(pos, S * D), *d_fr = dev(fr, F * D);
+    cpu_add_pos(z, pos, fr, rows, Nv, S, F, D);
+    cuda_add_pos(d_z, d_pos, d_fr, rows, Nv, S, F, D);
+    check("add_pos", rel_err(d_z, z, rows * D), 1e-6);
+    uint8_t drop[3] = {1, 0, 1}, *d_drop = cuda_alloc(3, "drop");
+    cuda_upload(d_drop, drop, 3);
+    size_t per = 50;
+    float *x = hrand(B * per, 1), *y = hrand(B * per, 1), *d_x = dev(x, B * per), *d_y = dev(y, B * per);
+    cpu_add_unless(y, x, drop, B, per);
+    cuda_add_unless(d_y, d_x, d_drop, B, per);
+    check("add_unless", rel_err(d_y, y, B * per), 0);
+    cpu_copy_unless(y, x, drop, B, per);
+    cuda_copy_unless(d_y, d_x, d_drop, B, per);
+    check("copy_unless", rel_err(d_y, y, B * per), 0);
+    float *h[] = {img, tok, emb, z, pos, fr, x, y};
+    float *d[] = {d_img, d_tok, d_emb, d_z, d_pos, d_fr, d_x, d_y};
+    for (int i = 0; i < 8; i++) free(h[i]), cuda_free(d[i]);
+    cuda_free(d_t);
+    cuda_free(d_drop);
+}
+
+static void test_ops(void) {
+    for (int exact = 1; exact >= 0; exact--) {
+        cuda_set_exact_gemm(exact);
+        double tg = exact ? 1e-4 : 1e-2;
+        printf("GEMMs in %s:\n", exact ? "fp32" : "bf16 (tensor cores, fp32 accumulation)");
+        test_linear(tg, 0);
+        test_linear(tg, 1);
+    }
+    cuda_set_exact_gemm(0);
+    printf("fp32 kernels:\n");
+    test_norm_mod();
+    test_attentions();
+    test_conv(3, 16, 8, 1, 0);
+    test_conv(8, 16, 8, 2, 1);
+    test_glue();
+}
+
+/* ---------------- the whole model ---------------- */
+
+static const ModelShape mid = {.F = 4, .C = 4, .H = 16, .W = 16, .p = 2, .D = 64, .NH = 2, .L = 3, .mlp_ratio = 4,
+                               .Cp = 3, .s = 2, .Cg = 8};
+enum { B = 3 };
+
+typedef struct {
+    float *x, *ref, *pose, *eps;
+    int t[B];
+    uint8_t dref[B], dpose[B];
+    size_t nx;
+} Inputs;
+
+static Inputs make_inputs(void) {
+    Inputs in;
+    size_t img = (size_t)mid.C * mid.H * mid.W, pimg = (size_t)mid.Cp * mid.s * mid.H * mid.s * mid.W;
+    in.nx = B * mid.F * img;
+    in.x = hrand(in.nx, 1);
+    in.eps = hrand(in.nx, 1);
+    in.ref = hrand(B * img, 1);
+    in.pose = hrand(B * mid.F * pimg, 0.5f);
+    for (size_t i = 0; i < B * mid.F * pimg; i++) in.pose[i] += 0.5f;
+    for (int i = 0; i < B; i++) in.t[i] = 100 + 333 * i;
+    uint8_t dr[B] = {0, 1, 0}, dp[B] = {0, 0, 1};
+    memcpy(in.dref, dr, B);
+    memcpy(in.dpose, dp, B);
+    return in;
+}
+
+typedef struct {
+    double loss;
+    float *eps_hat, *grads;
+    size_t mem;
+} Result;
+
+/* One forward + loss + backward on the selected backend with the given
+ * parameters; mask NULL trains everything. */
+static Result run_model(const float *params, const Inputs *in, const uint8_t *mask) {
+    Model m;
+    model_create(&m, &mid);
+    if (mask) model_set_trainable(&m, mask, 1);
+    model_set_batch(&m, B, mid.F);
+    memcpy(m.params, params, m.pt.total * sizeof(float));
+    memset(m.grads, 0, m.grad_size * sizeof(float));
+    Batch b = {in->x, in->t, in->ref, in->pose, in->dref, in->dpose};
+    Result r = {0};
+    r.eps_hat = malloc(in->nx * sizeof(float));
+    float *deps = malloc(in->nx * sizeof(float));
+    model_forward(&m, &b, r.eps_hat);
+    r.loss = mse_loss(r.eps_hat, in->eps, deps, in->nx);
+    model_backward(&m, &b, deps);
+    /* spread packed gradients to parameter offsets (0 where frozen) */
+    r.grads = calloc(m.pt.total, sizeof(float));
+    for (int i = 0; i < m.pt.n; i++)
+        if (m.grad_off[i] != NO_GRAD)
+            memcpy(r.grads + m.pt.info[i].offset, m.grads + m.grad_off[i], m.pt.info[i].numel * sizeof(float));
+    r.mem = ops_mem_in_use();
+    model_destroy(&m);
+    free(deps);
+    return r;
+}
+
+static double host_rel(const float *a, const float *ref, size_t n) {
+    double md = 0, mc = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - ref[i]);
+        if (!(d <= md)) md = d;
+        if (fabs(ref[i]) > mc) mc = fabs(ref[i]);
+    }
+    return mc > 0 ? md / mc : md;
+}
+
+static void test_model(void) {
+    Model m;
+    ops_select(BACKEND_CPU);
+    model_create(&m, &mid);
+    float *params = malloc(m.pt.total * sizeof(float));
+    for (int i = 0; i < m.pt.n; i++) { /* every tensor random and non-zero, so every path is live */
+        const ParamInfo *p = &m.pt.info[i];
+        float sd = p->ndim >= 2 ? 1.0f / sqrtf((float)(p->numel / (size_t)p->shape[0])) : 0.2f;
+        for (size_t j = 0; j < p->numel; j++) params[p->offset + j] = sd * urand();
+    }
+    ParamTable pt = m.pt;
+    int npt = m.pt.n, blk0 = m.pt.blk0;
+    if (npt <= 0) return;
+    uint8_t *mask = malloc((size_t)npt);
+    for (int i = 0; i < npt; i++) mask[i] = i >= blk0 && m.pt.info[i].block != 0; /* freeze inputs and block 0 */
+    Inputs in = make_inputs();
+    Result cpu = run_model(params, &in, NULL);
+    ops_select(BACKEND_CUDA);
+    for (int exact = 1; exact >= 0; exact--) {
+        cuda_set_exact_gemm(exact);
+        double tol = exact ? 1e-3 : 5e-2;
+        printf("whole model, GEMMs in %s (loss cpu %.6f):\n", exact ? "fp32" : "bf16", cpu.loss);
+        Result g = run_model(params, &in, NULL);
+        check("loss", fabs(g.loss - cpu.loss) / cpu.loss, tol);
+        check("eps_hat", host_rel(g.eps_hat, cpu.eps_hat, in.nx), tol);
+        double worst = 0;
+        const char *worst_name = "";
+        for (int i = 0; i < npt; i++) {
+            const ParamInfo *p = &pt.info[i];
+            double e = host_rel(g.grads + p->offset, cpu.grads + p->offset, p->numel);
+            if (!(e <= worst)) worst = e, worst_name = p->name;
+            if (!(e <= tol)) printf("    gradient of %s: %.2e\n", p->name, e);
+        }
+        char s[96];
+        snprintf(s, sizeof s, "every gradient (worst: %s)", worst_name);
+        check(s, worst, tol);
+        if (!exact) {
+            Result again = run_model(params, &in, NULL);
+            check("same run twice: loss, eps_hat, gradients bitwise",
+                  (again.loss != g.loss) + (memcmp(again.eps_hat, g.eps_hat, in.nx * sizeof(float)) != 0) +
+                      (memcmp(again.grads, g.grads, pt.total * sizeof(float)) != 0),
+                  0);
+            Result fz = run_model(params, &in, mask);
+            double e = 0;
+            for (int i = 0; i < npt; i++)
+                if (mask[i]) e = fmax(e, host_rel(fz.grads + pt.info[i].offset, g.grads + pt.info[i].offset,
+                                                  pt.info[i].numel));
+            check("frozen prefix: trainable gradients = full run's", e, 0);
+            printf("  device memory after the pass: full %.2f MiB, inputs and block 0 frozen %.2f MiB\n",
+                   g.mem / 1048576.0, fz.mem / 1048576.0);
+            check("frozen prefix holds less device memory", fz.mem < g.mem ? 0 : 1, 0);
+        }
+    }
+    cuda_set_exact_gemm(0);
+}
+
+int main(int argc, char **argv) {
+    const char *what = argc > 1 ? argv[1] : "ops";
+    char desc[256];
+    if (cuda_init(desc, sizeof desc) != 0) {
+        printf("SKIP: %s\n", desc);
+        return SKIP;
+    }
+    printf("%s\n", desc);
+    if (!strcmp(what, "ops")) test_ops();
+    else if (!strcmp(what, "model")) test_model();
+    else {
+        fprintf(stderr, "usage: test_gpu ops|model\n");
+        return 2;
+    }
+    printf("%s: %d failure(s)\n", what, failures);
+    return failures ? 1 : 0;
+}
+#endif
