@@ -52,11 +52,20 @@ extern "C" void cuda_conv2d(float *out, const float *in, const float *W, const f
                             int Wd, int Cout, int k, int stride, int pad, float *col) {
     (void)col;
     Descs d = make(N, Cin, H, Wd, Cout, k, stride, pad);
-    cudnnConvolutionFwdAlgo_t algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
-    size_t bytes = 0;
-    DNN(cudnnGetConvolutionForwardWorkspaceSize(dnn, d.x, d.w, d.conv, d.y, algo, &bytes));
-    float *ws = cuda_workspace(bytes / sizeof(float) + 1, 1), one = 1.0f, zero = 0.0f;
-    DNN(cudnnConvolutionForward(dnn, &one, d.x, in, d.w, W, d.conv, algo, ws, bytes, &zero, d.y, out));
+    float one = 1.0f, zero = 0.0f;
+    /* implicit GEMM (algorithm 0) where this cuDNN lacks the precomputed one for a shape; both are deterministic */
+    cudnnConvolutionFwdAlgo_t algos[2] = {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM,
+                                          CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM};
+    cudnnStatus_t st = CUDNN_STATUS_NOT_SUPPORTED;
+    for (int i = 0; i < 2 && st != CUDNN_STATUS_SUCCESS; i++) {
+        size_t bytes = 0;
+        if (cudnnGetConvolutionForwardWorkspaceSize(dnn, d.x, d.w, d.conv, d.y, algos[i], &bytes) !=
+            CUDNN_STATUS_SUCCESS)
+            continue;
+        float *ws = cuda_workspace(bytes / sizeof(float) + 1, 1);
+        st = cudnnConvolutionForward(dnn, &one, d.x, in, d.w, W, d.conv, algos[i], ws, bytes, &zero, d.y, out);
+    }
+    if (st != CUDNN_STATUS_SUCCESS) ep_die("cuDNN: convolution forward: %s", cudnnGetErrorString(st));
     if (bias) DNN(cudnnAddTensor(dnn, &one, d.b, bias, &one, d.y, out));
     destroy(&d);
 }

@@ -6,7 +6,7 @@
 extern "C" {
 #endif
 
-#define OP(name, params, args) void cuda_##name params;
+#define OP(name, params, args, flops) void cuda_##name params;
 #include "ops_list.h"
 #undef OP
 size_t cuda_attention_state_floats(const AttnShape *a);

@@ -114,7 +114,21 @@ size_t op_conv2d_scratch_floats(int Cin, int Ho, int Wo, int k) {
     return one * (size_t)omp_get_max_threads();
 }
 
-#define OP(name, params, args) \
-    void op_##name params { PICK(name, args); }
+/* Model FLOPs of the products (the usual MFU convention: 2 per multiply-add,
+ * backward twice forward, attention's recomputation not counted). */
+static double flops;
+double ops_flops(void) { return flops; }
+static double attn_flops(const AttnShape *a) {
+    return 4.0 * a->Z1 * a->Z2 * a->NH * a->dh * (double)a->nq * (a->nq + a->nb);
+}
+static double conv_flops(int N, int Cin, int H, int Wd, int Cout, int k, int stride, int pad) {
+    return 2.0 * N * Cout * Cin * k * k * (double)conv_out_size(H, k, stride, pad) * conv_out_size(Wd, k, stride, pad);
+}
+
+#define OP(name, params, args, fl) \
+    void op_##name params {        \
+        flops += (fl);             \
+        PICK(name, args);          \
+    }
 #include "ops_list.h"
 #undef OP

@@ -33,6 +33,7 @@ size_t ops_mem_in_use(void);
 size_t ops_mem_peak(void);
 void ops_mem_reset_peak(void);
 void ops_sync(void); /* waits for every queued op (timing) */
+double ops_flops(void); /* model FLOPs of every product dispatched so far */
 
 /* ---- dense ---- */
 /* out[N,O] = in[N,Ni] W[O,Ni]^T + bias[O] (bias may be NULL). */

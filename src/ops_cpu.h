@@ -4,7 +4,7 @@
 #pragma once
 #include "ops.h"
 
-#define OP(name, params, args) void cpu_##name params;
+#define OP(name, params, args, flops) void cpu_##name params;
 #include "ops_list.h"
 #undef OP
 size_t cpu_attention_state_floats(const AttnShape *a);

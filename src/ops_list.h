@@ -1,48 +1,49 @@
-/* Every op of ops.h once, as OP(name, (parameters), (arguments)): ops_cpu.h and
- * cuda/ops_cuda.h declare cpu_<name> and cuda_<name> from it, and ops.c builds
- * the op_<name> dispatchers, so the three can never disagree. */
+/* Every op of ops.h once, as OP(name, (parameters), (arguments), model FLOPs):
+ * ops_cpu.h and cuda/ops_cuda.h declare cpu_<name> and cuda_<name> from it,
+ * and ops.c builds the op_<name> dispatchers (which also count the FLOPs of
+ * the products, for MFU), so the three can never disagree. */
 OP(linear, (float *out, const float *in, const float *W, const float *bias, int N, int Ni, int O),
-   (out, in, W, bias, N, Ni, O))
+   (out, in, W, bias, N, Ni, O), 2.0 * N * Ni * O)
 OP(linear_backward, (float *din, float *dW, float *db, const float *dout, const float *in, const float *W, int N,
                      int Ni, int O),
-   (din, dW, db, dout, in, W, N, Ni, O))
-OP(layernorm, (float *xhat, float *mean, float *rstd, const float *x, int N, int D), (xhat, mean, rstd, x, N, D))
+   (din, dW, db, dout, in, W, N, Ni, O), 2.0 * N * Ni * O * ((din != NULL) + (dW != NULL)))
+OP(layernorm, (float *xhat, float *mean, float *rstd, const float *x, int N, int D), (xhat, mean, rstd, x, N, D), 0)
 OP(layernorm_backward, (float *dx, const float *dxhat, const float *xhat, const float *rstd, int N, int D),
-   (dx, dxhat, xhat, rstd, N, D))
+   (dx, dxhat, xhat, rstd, N, D), 0)
 OP(modulate, (float *out, const float *x, const float *shift, const float *scale, int ld, int G, int T, int D),
-   (out, x, shift, scale, ld, G, T, D))
+   (out, x, shift, scale, ld, G, T, D), 0)
 OP(modulate_backward, (float *dx, float *dshift, float *dscale, const float *dout, const float *x,
                        const float *scale, int ld, int G, int T, int D),
-   (dx, dshift, dscale, dout, x, scale, ld, G, T, D))
-OP(gate_residual, (float *z, const float *y, const float *gate, int ld, int G, int T, int D), (z, y, gate, ld, G, T, D))
+   (dx, dshift, dscale, dout, x, scale, ld, G, T, D), 0)
+OP(gate_residual, (float *z, const float *y, const float *gate, int ld, int G, int T, int D), (z, y, gate, ld, G, T, D), 0)
 OP(gate_residual_backward, (float *dy, float *dgate, const float *dz, const float *y, const float *gate, int ld,
                             int G, int T, int D),
-   (dy, dgate, dz, y, gate, ld, G, T, D))
-OP(silu, (float *out, const float *x, size_t n), (out, x, n))
-OP(silu_backward, (float *dx, const float *dout, const float *x, size_t n), (dx, dout, x, n))
-OP(gelu_tanh, (float *out, const float *x, size_t n), (out, x, n))
-OP(gelu_tanh_backward, (float *dx, const float *dout, const float *x, size_t n), (dx, dout, x, n))
-OP(zero, (float *p, size_t n), (p, n))
+   (dy, dgate, dz, y, gate, ld, G, T, D), 0)
+OP(silu, (float *out, const float *x, size_t n), (out, x, n), 0)
+OP(silu_backward, (float *dx, const float *dout, const float *x, size_t n), (dx, dout, x, n), 0)
+OP(gelu_tanh, (float *out, const float *x, size_t n), (out, x, n), 0)
+OP(gelu_tanh_backward, (float *dx, const float *dout, const float *x, size_t n), (dx, dout, x, n), 0)
+OP(zero, (float *p, size_t n), (p, n), 0)
 OP(attention, (const AttnShape *a, float *out, float *state, const float *qkv, const float *bank,
                const uint8_t *drop),
-   (a, out, state, qkv, bank, drop))
+   (a, out, state, qkv, bank, drop), attn_flops(a))
 OP(attention_backward, (const AttnShape *a, float *dqkv, float *dbank, const float *dout, const float *out,
                         const float *state, const float *qkv, const float *bank, const uint8_t *drop, float *scratch),
-   (a, dqkv, dbank, dout, out, state, qkv, bank, drop, scratch))
+   (a, dqkv, dbank, dout, out, state, qkv, bank, drop, scratch), 2.0 * attn_flops(a))
 OP(conv2d, (float *out, const float *in, const float *W, const float *bias, int N, int Cin, int H, int Wd, int Cout,
             int k, int stride, int pad, float *col),
-   (out, in, W, bias, N, Cin, H, Wd, Cout, k, stride, pad, col))
+   (out, in, W, bias, N, Cin, H, Wd, Cout, k, stride, pad, col), conv_flops(N, Cin, H, Wd, Cout, k, stride, pad))
 OP(conv2d_backward, (float *din, float *dW, float *db, const float *dout, const float *in, const float *W, int N,
                      int Cin, int H, int Wd, int Cout, int k, int stride, int pad, float *col),
-   (din, dW, db, dout, in, W, N, Cin, H, Wd, Cout, k, stride, pad, col))
-OP(patchify, (float *tok, const float *img, int N, int Cn, int H, int W, int p), (tok, img, N, Cn, H, W, p))
+   (din, dW, db, dout, in, W, N, Cin, H, Wd, Cout, k, stride, pad, col), conv_flops(N, Cin, H, Wd, Cout, k, stride, pad) * ((din != NULL) + (dW != NULL)))
+OP(patchify, (float *tok, const float *img, int N, int Cn, int H, int W, int p), (tok, img, N, Cn, H, W, p), 0)
 OP(patchify_backward, (float *dimg, const float *dtok, int N, int Cn, int H, int W, int p),
-   (dimg, dtok, N, Cn, H, W, p))
-OP(unpatchify_final, (float *img, const float *tok, int N, int C, int H, int W, int p), (img, tok, N, C, H, W, p))
+   (dimg, dtok, N, Cn, H, W, p), 0)
+OP(unpatchify_final, (float *img, const float *tok, int N, int C, int H, int W, int p), (img, tok, N, C, H, W, p), 0)
 OP(unpatchify_final_backward, (float *dtok, const float *dimg, int N, int C, int H, int W, int p),
-   (dtok, dimg, N, C, H, W, p))
-OP(timestep_embed, (float *out, const int *t, int B), (out, t, B))
+   (dtok, dimg, N, C, H, W, p), 0)
+OP(timestep_embed, (float *out, const int *t, int B), (out, t, B), 0)
 OP(add_pos, (float *z, const float *pos, const float *frame, size_t rows, size_t nframe_rows, int S, int F, int D),
-   (z, pos, frame, rows, nframe_rows, S, F, D))
-OP(add_unless, (float *z, const float *x, const uint8_t *drop, int B, size_t n), (z, x, drop, B, n))
-OP(copy_unless, (float *dst, const float *src, const uint8_t *drop, int B, size_t n), (dst, src, drop, B, n))
+   (z, pos, frame, rows, nframe_rows, S, F, D), 0)
+OP(add_unless, (float *z, const float *x, const uint8_t *drop, int B, size_t n), (z, x, drop, B, n), 0)
+OP(copy_unless, (float *dst, const float *src, const uint8_t *drop, int B, size_t n), (dst, src, drop, B, n), 0)

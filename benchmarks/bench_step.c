@@ -1,0 +1,102 @@
+/* One model pass (forward + MSE loss + backward, with the host <-> device
+ * traffic the trainer pays) timed on the deck's shape and batch, on the
+ * chosen backend; model FLOPs are counted from the shapes by the ops
+ * dispatcher, so MFU = FLOPs / time / peak. Frozen prefixes (--freeze K:
+ * the input side and blocks 0..K-1) show what Ent-Prog's stages hold.
+ *
+ *   bench_step <deck> [--backend cpu|cuda] [--batch B] [--steps N] [--warmup N]
+ *              [--freeze K] [--peak TFLOPS] [--set section.key=value]...
+ * Prints one line: key=value pairs (ms_per_pass, tflops, mfu, mem_mib, ...). */
+#include "deck.h"
+#include "die.h"
+#include "model.h"
+#include "ops.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+static unsigned long long seed = 12345;
+static float frand(void) {
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((seed >> 40) / 16777216.0) * 2.0f - 1.0f;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) ep_die("usage: bench_step <deck> [--backend cpu|cuda] [--batch B] [--steps N] [--warmup N] "
+                         "[--freeze K] [--peak TFLOPS] [--set section.key=value]");
+    Deck deck;
+    deck_load(&deck, argv[1]);
+    int B = 0, steps = 3, warmup = 1, freeze = 0;
+    double peak = 0;
+    const char *backend = NULL;
+    for (int i = 2; i < argc; i++) {
+        if (i + 1 >= argc) ep_die("bench_step: option '%s' needs a value", argv[i]);
+        if (!strcmp(argv[i], "--backend")) backend = argv[++i];
+        else if (!strcmp(argv[i], "--batch")) B = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--warmup")) warmup = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--freeze")) freeze = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--peak")) peak = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--set")) deck_override(&deck, argv[++i]);
+        else ep_die("bench_step: unknown option '%s'", argv[i]);
+    }
+    ops_select_named(backend ? backend : deck.train.backend);
+    const ModelShape *s = &deck.model;
+    if (B <= 0) B = deck.train.batch;
+    if (steps < 1 || warmup < 0 || freeze < 0 || freeze > s->L) ep_die("bench_step: bad --steps/--warmup/--freeze");
+
+    Model m;
+    model_create(&m, s);
+    if (freeze > 0) {
+        uint8_t *mask = calloc((size_t)m.pt.n, 1);
+        for (int i = m.pt.blk0; i < m.pt.n; i++) mask[i] = m.pt.info[i].block < 0 || m.pt.info[i].block >= freeze;
+        model_set_trainable(&m, mask, 1);
+        free(mask);
+    }
+    model_set_batch(&m, B, s->F);
+    for (size_t i = 0; i < m.pt.total; i++) m.params[i] = 0.02f * frand();
+
+    size_t img = (size_t)s->C * s->H * s->W, pimg = (size_t)s->Cp * s->s * s->H * s->s * s->W;
+    size_t nx = (size_t)B * s->F * img;
+    float *x = malloc(nx * 4), *eps = malloc(nx * 4), *out = malloc(nx * 4), *deps = malloc(nx * 4);
+    float *ref = malloc((size_t)B * img * 4), *pose = malloc((size_t)B * s->F * pimg * 4);
+    int *t = malloc((size_t)B * sizeof(int));
+    uint8_t *drop = calloc((size_t)B, 1);
+    if (!x || !eps || !out || !deps || !ref || !pose || !t || !drop) ep_die("bench_step: out of host memory");
+    for (size_t i = 0; i < nx; i++) x[i] = frand(), eps[i] = frand();
+    for (size_t i = 0; i < (size_t)B * img; i++) ref[i] = frand();
+    for (size_t i = 0; i < (size_t)B * s->F * pimg; i++) pose[i] = 0.5f + 0.5f * frand();
+    for (int i = 0; i < B; i++) t[i] = 100 + 37 * i;
+    Batch b = {x, t, ref, pose, drop, drop};
+
+    double t0 = 0, f0 = 0, loss = 0;
+    for (int it = 0; it < warmup + steps; it++) {
+        if (it == warmup) {
+            ops_sync();
+            t0 = now();
+            f0 = ops_flops();
+        }
+        memset(m.grads, 0, m.grad_size * sizeof(float));
+        model_forward(&m, &b, out);
+        loss = mse_loss(out, eps, deps, nx);
+        model_backward(&m, &b, deps);
+    }
+    ops_sync();
+    double dt = (now() - t0) / steps, fl = (ops_flops() - f0) / steps;
+    double tf = fl / dt / 1e12;
+    printf("backend=%s B=%d F=%d S=%d D=%d L=%d freeze=%d params=%zu trainable=%zu ms_per_pass=%.1f "
+           "gflop_per_pass=%.1f tflops=%.2f mem_mib=%.0f loss=%.5f device=\"%s\"\n",
+           ops_backend_name(), B, s->F, shape_S(s), s->D, s->L, freeze, m.pt.total, m.grad_size, 1e3 * dt, fl / 1e9, tf,
+           ops_mem_peak() / 1048576.0, loss, ops_device_desc());
+    if (peak > 0) printf("mfu_percent=%.1f (against %.0f TFLOP/s)\n", 100 * tf / peak, peak);
+    model_destroy(&m);
+    return isfinite(loss) ? 0 : 1;
+}
