@@ -84,7 +84,7 @@ int main(int argc, char **argv) {
             t0 = now();
             f0 = ops_flops();
         }
-        memset(m.grads, 0, m.grad_size * sizeof(float));
+        model_zero_grads(&m);
         model_forward(&m, &b, out);
         loss = mse_loss(out, eps, deps, nx);
         model_backward(&m, &b, deps);

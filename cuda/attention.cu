@@ -6,11 +6,15 @@
  * sample's frames in order), so no atomics and no score matrix. One thread
  * holds one row; fp32 throughout; DH is the head width rounded up to an
  * instantiated size. */
+#include "attention_tc.cuh"
 #include "common.cuh"
 #include "ops_cuda.h"
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define BQ 64 /* rows (threads) per block */
+#define ATTN_TC_DEFAULT 0 /* fp32 kernels unless ENTPROG_ATTN=tc */
 #define BK 32 /* rows per shared-memory tile */
 
 extern "C" size_t cuda_attention_state_floats(const AttnShape *a) {
@@ -241,10 +245,26 @@ __global__ static void __launch_bounds__(BQ) bwd_dkv_bank(AttnShape a, float *db
         else ep_die("CUDA attention: head width %d is above the supported 128", (dh));                         \
     } while (0)
 
+/* Which kernels: 1 the tensor-core ones (attention_tc.cu), 0 the fp32 ones
+ * here; ENTPROG_ATTN=tc|fp32 picks at start, tests switch. */
+static int tc_mode = -1;
+static int use_tc(const AttnShape *a) {
+    if (tc_mode < 0) {
+        const char *e = getenv("ENTPROG_ATTN");
+        tc_mode = e ? !strcmp(e, "tc") : ATTN_TC_DEFAULT;
+    }
+    return tc_mode && a->dh <= 128;
+}
+extern "C" void cuda_set_attention_tc(int on) { tc_mode = on; }
+
 extern "C" void cuda_attention(const AttnShape *a, float *out, float *state, const float *qkv, const float *bank,
                                const uint8_t *drop) {
     int Z = a->Z1 * a->Z2, nt = (a->nq + BQ - 1) / BQ;
     if (Z == 0 || a->nq == 0) return;
+    if (use_tc(a)) {
+        tc_attention(a, out, state, qkv, bank, drop);
+        return;
+    }
     float scale = 1.0f / sqrtf((float)a->dh);
     dim3 grid(Z * nt, a->NH);
     WITH_DH(a->dh, (fwd<DHC><<<grid, BQ>>>(*a, out, state, qkv, bank, drop, scale)));
@@ -256,6 +276,10 @@ extern "C" void cuda_attention_backward(const AttnShape *a, float *dqkv, float *
                                         const uint8_t *drop, float *scratch) {
     int Z = a->Z1 * a->Z2, nt = (a->nq + BQ - 1) / BQ;
     if (Z == 0 || a->nq == 0) return;
+    if (use_tc(a)) {
+        tc_attention_backward(a, dqkv, dbank, dout, out, state, qkv, bank, drop, scratch);
+        return;
+    }
     float scale = 1.0f / sqrtf((float)a->dh);
     dim3 grid(Z * nt, a->NH);
     WITH_DH(a->dh, (bwd_dq<DHC><<<grid, BQ>>>(*a, dqkv, dout, out, state, scratch, qkv, bank, drop, scale)));

@@ -81,6 +81,14 @@ extern "C" void cuda_download(void *dst, const void *src, size_t bytes) {
 extern "C" void cuda_copy(void *dst, const void *src, size_t bytes) {
     if (bytes && dst != src) CU(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));
 }
+/* A failed pin only costs speed: the copy then goes through a bounce buffer. */
+extern "C" void cuda_pin(void *host, size_t bytes) {
+    if (cudaHostRegister(host, bytes, cudaHostRegisterDefault) != cudaSuccess) cudaGetLastError();
+}
+extern "C" void cuda_unpin(void *host) {
+    if (cudaHostUnregister(host) != cudaSuccess) cudaGetLastError();
+}
+
 extern "C" size_t cuda_mem_in_use(void) { return in_use; }
 /* The peak also counts the backend's own workspaces. */
 extern "C" size_t cuda_mem_peak(void) {

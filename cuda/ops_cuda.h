@@ -19,12 +19,16 @@ void cuda_free(void *p);
 void cuda_upload(void *dst, const void *src, size_t bytes);
 void cuda_download(void *dst, const void *src, size_t bytes);
 void cuda_copy(void *dst, const void *src, size_t bytes);
+void cuda_pin(void *host, size_t bytes);
+void cuda_unpin(void *host);
 size_t cuda_mem_in_use(void);
 size_t cuda_mem_peak(void);
 void cuda_mem_reset_peak(void);
 void cuda_sync(void);
 /* 1: GEMMs in plain fp32 instead of bf16 tensor-core products (also ENTPROG_GEMM=fp32). */
 void cuda_set_exact_gemm(int on);
+/* 1: tensor-core (bf16) attention kernels, 0: fp32 ones (also ENTPROG_ATTN=tc|fp32). */
+void cuda_set_attention_tc(int on);
 
 #ifdef __cplusplus
 }

@@ -153,9 +153,17 @@ void model_backward(Model *m, const Batch *in, const float *deps) {
     }
     Batch dev = stage_batch(m, in);
     ops_upload(m->stage.deps, deps, out_floats(m) * sizeof(float));
-    ops_upload(m->cgrads, m->grads, m->grad_size * sizeof(float)); /* backward adds to them */
+    /* backward adds to the gradients: start from the host's unless they are known to be zero */
+    if (m->cgrads_zero) op_zero(m->cgrads, m->grad_size);
+    else ops_upload(m->cgrads, m->grads, m->grad_size * sizeof(float));
     backward(m, &dev, m->stage.deps);
     ops_download(m->grads, m->cgrads, m->grad_size * sizeof(float));
+    m->cgrads_zero = 0;
+}
+
+void model_zero_grads(Model *m) {
+    memset(m->grads, 0, m->grad_size * sizeof(float));
+    m->cgrads_zero = 1;
 }
 
 double mse_loss(const float *eps_hat, const float *eps, float *deps, size_t n) {

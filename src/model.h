@@ -70,6 +70,7 @@ typedef struct {
      * grads; on CUDA model_forward uploads params into w, model_backward
      * moves grads through cgrads, and inputs pass through `stage`. */
     float *w, *cgrads;
+    int cgrads_zero;          /* cgrads is known to be all zero (model_zero_grads) */
     struct {
         float *x, *ref, *pose, *eps, *deps;
         int *t;
@@ -105,6 +106,9 @@ static inline int model_input_end(const Model *m) { return m->pt.blk0; }
 /* (Re)allocates activations for batch B and clip length F, and the gradients. */
 void model_set_batch(Model *m, int B, int F);
 void model_destroy(Model *m);
+/* grads := 0 (and the device copy): the next backward then starts from zero
+ * on the device instead of uploading the host gradients. */
+void model_zero_grads(Model *m);
 
 /* eps_hat [B,F,C,H,W]. */
 void model_forward(Model *m, const Batch *in, float *eps_hat);

@@ -187,9 +187,12 @@ static void alloc_acts(Model *m) {
 /* The packed gradients, on the host and (on CUDA) their device twin. */
 static void alloc_grads(Model *m) {
     if (m->cgrads != m->grads) ops_free(m->cgrads);
+    ops_unpin(m->grads);
     mem_free(m->grads);
     m->grad_cap = m->grad_size;
+    m->cgrads_zero = 0;
     m->grads = mem_alloc(m->grad_cap * sizeof(float), "gradients");
+    ops_pin(m->grads, m->grad_cap * sizeof(float));
     m->cgrads = ops_backend() == BACKEND_CPU ? m->grads : ops_alloc(m->grad_cap * sizeof(float), "device gradients");
 }
 
@@ -206,6 +209,7 @@ void model_create(Model *m, const ModelShape *shape) {
     param_table_build(&m->pt, shape);
     m->params = mem_alloc(m->pt.total * sizeof(float), "parameters");
     m->w = ops_backend() == BACKEND_CPU ? m->params : ops_alloc(m->pt.total * sizeof(float), "device parameters");
+    ops_pin(m->params, m->pt.total * sizeof(float)); /* uploaded every forward on a GPU */
     m->trainable = ep_malloc(m->pt.n, "trainable mask");
     memset(m->trainable, 1, m->pt.n);
     m->grad_off = ep_malloc(m->pt.n * sizeof(size_t), "gradient layout");
@@ -249,6 +253,8 @@ void model_set_trainable(Model *m, const uint8_t *mask, int exact) {
 void model_destroy(Model *m) {
     if (m->w != m->params) ops_free(m->w);
     if (m->cgrads != m->grads) ops_free(m->cgrads);
+    ops_unpin(m->params);
+    ops_unpin(m->grads);
     mem_free(m->params);
     mem_free(m->grads);
     ops_free(m->act_mem);

@@ -96,6 +96,20 @@ void ops_copy(void *dst, const void *src, size_t bytes) {
 static size_t cpu_mem_in_use(void) { return mem_in_use(); }
 static size_t cpu_mem_peak(void) { return mem_peak(); }
 static void cpu_mem_reset_peak(void) { mem_reset_peak(); }
+void ops_pin(void *host, size_t bytes) {
+#ifdef ENTPROG_CUDA
+    if (ON_GPU && host && bytes) cuda_pin(host, bytes);
+#endif
+    (void)host, (void)bytes;
+}
+
+void ops_unpin(void *host) {
+#ifdef ENTPROG_CUDA
+    if (ON_GPU && host) cuda_unpin(host);
+#endif
+    (void)host;
+}
+
 size_t ops_mem_in_use(void) { return PICK(mem_in_use, ()); }
 size_t ops_mem_peak(void) { return PICK(mem_peak, ()); }
 void ops_mem_reset_peak(void) { PICK(mem_reset_peak, ()); }

@@ -28,6 +28,10 @@ void ops_free(void *p);
 void ops_upload(void *dst, const void *host_src, size_t bytes);
 void ops_download(void *host_dst, const void *src, size_t bytes);
 void ops_copy(void *dst, const void *src, size_t bytes); /* within backend memory */
+/* Page-locks a host buffer that crosses to the device every step (faster
+ * copies on CUDA; nothing on the CPU); unpin before freeing it. */
+void ops_pin(void *host, size_t bytes);
+void ops_unpin(void *host);
 /* Backend memory in use and its peak (on the CPU the counting allocator's). */
 size_t ops_mem_in_use(void);
 size_t ops_mem_peak(void);

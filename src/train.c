@@ -327,7 +327,7 @@ double trainer_step(Trainer *tr, double *gnorm, double *lr_used) {
     size_t n = x_numel(tr);
     model_forward(m, &batch, tr->buf.eps_hat);
     double loss = dp_sum(&tr->dp, mse_loss(tr->buf.eps_hat, tr->buf.eps, tr->buf.deps, n)) / tr->dp.size;
-    memset(m->grads, 0, m->grad_size * sizeof(float));
+    model_zero_grads(m);
     model_backward(m, &batch, tr->buf.deps);
     /* ZeRO-1: average the gradients into each rank's shard, update the shard, share the result */
     size_t *cut = packed_cuts(tr);

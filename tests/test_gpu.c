@@ -4,7 +4,8 @@
  *   test_gpu ops    every op on random inputs (never zeros), outputs and
  *                   accumulated gradients, GEMMs run twice: in exact fp32
  *                   (ENTPROG GEMM mode "fp32") and in the default bf16
- *                   tensor-core mode;
+ *                   tensor-core mode; attention with the fp32 and with the
+ *                   tensor-core (bf16) kernels;
  *   test_gpu model  the whole model's eps_hat, loss and every parameter
  *                   gradient, in both GEMM modes; the same run twice is
  *                   bit-identical; a frozen prefix gives the same gradients
@@ -22,7 +23,10 @@
  *    <= 2^-9 each), so one product term is off by <= 2^-8 = 3.9e-3 and a
  *    K-term sum of random-signed terms by ~2^-8 of its typical size: 1e-2
  *    for one op; the model chains ~10 products forward and back, so 5e-2 for
- *    its outputs and gradients. Measured values are printed. */
+ *    its outputs and gradients; the tensor-core attention rounds its
+ *    operands to bf16 as well: 1e-2. Measured values are printed.
+ * ENTPROG_ATTN=tc|fp32 picks the attention kernels of the model and train
+ * tests (the ops test runs both). */
 #include "model.h"
 #include "ops.h"
 #include "optim.h"
@@ -163,6 +167,8 @@ static void test_norm_mod(void) {
 }
 
 /* One attention layout: fused qkv rows for Z1 x Z2 problems, optional bank. */
+static double attn_tol = 1e-4;
+
 static void test_attention(const char *name, AttnShape a, int rows, const uint8_t *drop) {
     int D = a.NH * a.dh;
     size_t nqkv = (size_t)rows * 3 * D, nbank = a.nb ? (size_t)a.Z1 * a.nb * 3 * D : 1, nout = (size_t)rows * D;
@@ -180,17 +186,17 @@ static void test_attention(const char *name, AttnShape a, int rows, const uint8_
     cuda_attention(&a, d_out, d_state, d_qkv, a.nb ? d_bank : NULL, d_drop);
     char s[96];
     snprintf(s, sizeof s, "attention %s", name);
-    check(s, rel_err(d_out, out, nout), 1e-4);
+    check(s, rel_err(d_out, out, nout), attn_tol);
     float *dout = hrand(nout, 1), *dqkv = hrand(nqkv, 1), *dbank = hrand(nbank, 1);
     float *d_dout = dev(dout, nout), *d_dqkv = dev(dqkv, nqkv), *d_dbank = dev(dbank, nbank);
     cpu_attention_backward(&a, dqkv, a.nb ? dbank : NULL, dout, out, P, qkv, a.nb ? bank : NULL, drop, scr);
     cuda_attention_backward(&a, d_dqkv, a.nb ? d_dbank : NULL, d_dout, d_out, d_state, d_qkv, a.nb ? d_bank : NULL,
                             d_drop, d_scr);
     snprintf(s, sizeof s, "attention_backward %s dq dk dv", name);
-    check(s, rel_err(d_dqkv, dqkv, nqkv), 1e-4);
+    check(s, rel_err(d_dqkv, dqkv, nqkv), attn_tol);
     if (a.nb) {
         snprintf(s, sizeof s, "attention_backward %s bank dk dv", name);
-        check(s, rel_err(d_dbank, dbank, nbank), 1e-4);
+        check(s, rel_err(d_dbank, dbank, nbank), attn_tol);
     }
     float *h[] = {qkv, bank, out, P, scr, dout, dqkv, dbank};
     float *d[] = {d_qkv, d_bank, d_out, d_state, d_scr, d_dout, d_dqkv, d_dbank};
@@ -232,7 +238,7 @@ static void test_conv(int Cin, int H, int Cout, int stride, int with_din) {
     cuda_conv2d(d_out, d_in, d_W, d_b, N, Cin, H, H, Cout, k, stride, pad, NULL);
     char s[96];
     snprintf(s, sizeof s, "conv2d %d->%d stride %d", Cin, Cout, stride);
-    check(s, rel_err(d_out, out, nout), 1e-4);
+    check(s, rel_err(d_out, out, nout), attn_tol);
     float *dout = hrand(nout, 1), *din = hrand(nin, 1), *dW = hrand(nw, 1), *db = hrand(Cout, 1);
     float *d_dout = dev(dout, nout), *d_din = dev(din, nin), *d_dW = dev(dW, nw), *d_db = dev(db, Cout);
     cpu_conv2d_backward(with_din ? din : NULL, dW, db, dout, in, W, N, Cin, H, H, Cout, k, stride, pad, col);
@@ -306,7 +312,14 @@ static void test_ops(void) {
     cuda_set_exact_gemm(0);
     printf("fp32 kernels:\n");
     test_norm_mod();
+    cuda_set_attention_tc(0);
+    attn_tol = 1e-4;
     test_attentions();
+    printf("tensor-core (bf16) attention:\n");
+    cuda_set_attention_tc(1);
+    attn_tol = 1e-2; /* bf16 operands, as for the GEMMs */
+    test_attentions();
+    cuda_set_attention_tc(0);
     test_conv(3, 16, 8, 1, 0);
     test_conv(8, 16, 8, 2, 1);
     test_glue();
@@ -455,7 +468,7 @@ static void train_curve(const float *params, const Inputs *in, int steps, double
     Batch b = {in->x, in->t, in->ref, in->pose, in->dref, in->dpose};
     float *out = malloc(in->nx * sizeof(float)), *deps = malloc(in->nx * sizeof(float));
     for (int s = 0; s < steps; s++) {
-        memset(m.grads, 0, m.grad_size * sizeof(float));
+        model_zero_grads(&m);
         model_forward(&m, &b, out);
         loss[s] = mse_loss(out, in->eps, deps, in->nx);
         model_backward(&m, &b, deps);
