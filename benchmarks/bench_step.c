@@ -6,7 +6,8 @@
  *
  *   bench_step <deck> [--backend cpu|cuda] [--batch B] [--steps N] [--warmup N]
  *              [--freeze K] [--peak TFLOPS] [--set section.key=value]...
- * Prints one line: key=value pairs (ms_per_pass, tflops, mfu, mem_mib, ...). */
+ * Prints one line: key=value pairs (ms_per_pass, tflops, mfu, mem_mib, ...);
+ * with ENTPROG_PROFILE=1 also a table of time per op (warm-up included). */
 #include "deck.h"
 #include "die.h"
 #include "model.h"
@@ -97,6 +98,7 @@ int main(int argc, char **argv) {
            ops_backend_name(), B, s->F, shape_S(s), s->D, s->L, freeze, m.pt.total, m.grad_size, 1e3 * dt, fl / 1e9, tf,
            ops_mem_peak() / 1048576.0, loss, ops_device_desc());
     if (peak > 0) printf("mfu_percent=%.1f (against %.0f TFLOP/s)\n", 100 * tf / peak, peak);
+    ops_profile_report(stdout); /* ENTPROG_PROFILE=1: where the passes' time went, per op */
     model_destroy(&m);
     return isfinite(loss) ? 0 : 1;
 }

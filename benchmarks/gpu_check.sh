@@ -58,18 +58,20 @@ be=${GPU_CHECK_BACKEND:-cuda} # cpu: a dry run of this script on a machine witho
 
 note "gpu_check $(date -u +%FT%TZ): $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1)"
 run gpu_ops 30 "${lib[@]}" "$bin/test_gpu" ops
-run gpu_model 30 "${lib[@]}" "$bin/test_gpu" model
+run gpu_model 30 "${lib[@]}" ENTPROG_ATTN=fp32 "$bin/test_gpu" model
 run gpu_model_tc 30 "${lib[@]}" ENTPROG_ATTN=tc "$bin/test_gpu" model
-run gpu_train 30 "${lib[@]}" "$bin/test_gpu" train
+run gpu_train 30 "${lib[@]}" ENTPROG_ATTN=fp32 "$bin/test_gpu" train
 run gpu_train_tc 30 "${lib[@]}" ENTPROG_ATTN=tc "$bin/test_gpu" train
 run gemm_peak 20 "${lib[@]}" "$bin/gemm_peak"
 peak=$(grep -o 'gemm_peak_bf16_tflops=[0-9.]*' "$logf" | head -1 | cut -d= -f2)
 peak=${peak:-989}
 run bench_small 25 "${lib[@]}" "$bin/bench_step" inputs/small.ini --backend "$be" --batch 32 --steps 5 --warmup 2 --peak "$peak"
-run bench_paper 60 "${lib[@]}" "$bin/bench_step" inputs/paper.ini --backend "$be" --batch 1 --steps 2 --warmup 1 --peak "$peak"
-run bench_paper_tc 40 "${lib[@]}" ENTPROG_ATTN=tc "$bin/bench_step" inputs/paper.ini --backend "$be" --batch 1 --steps 3 --warmup 1 --peak "$peak"
-run bench_paper_freeze21 45 "${lib[@]}" ENTPROG_ATTN=tc "$bin/bench_step" inputs/paper.ini --backend "$be" --batch 1 --steps 2 --warmup 1 \
+run bench_paper_fp32attn 60 "${lib[@]}" ENTPROG_ATTN=fp32 "$bin/bench_step" inputs/paper.ini --backend "$be" --batch 1 --steps 2 --warmup 1 --peak "$peak"
+run bench_paper 40 "${lib[@]}" "$bin/bench_step" inputs/paper.ini --backend "$be" --batch 1 --steps 3 --warmup 1 --peak "$peak"
+run bench_paper_freeze21 45 "${lib[@]}" "$bin/bench_step" inputs/paper.ini --backend "$be" --batch 1 --steps 2 --warmup 1 \
     --freeze 21 --peak "$peak"
+run profile_paper 40 "${lib[@]}" ENTPROG_PROFILE=1 "$bin/bench_step" inputs/paper.ini --backend "$be" --batch 1 \
+    --steps 1 --warmup 0
 run torch_paper 60 python3 benchmarks/torch_step_gpu.py --device cuda --dtype bf16 --deck inputs/paper.ini \
     --steps 3 --warmup 2 --json "$out/torch_paper.json"
 run torch_small 30 python3 benchmarks/torch_step_gpu.py --device cuda --dtype bf16 --deck inputs/small.ini --B 32 \

@@ -5,7 +5,9 @@
 #include "ops_cpu.h"
 #include <omp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #ifdef ENTPROG_CUDA
 #include "ops_cuda.h"
 #endif
@@ -139,10 +141,73 @@ static double conv_flops(int N, int Cin, int H, int Wd, int Cout, int k, int str
     return 2.0 * N * Cout * Cin * k * k * (double)conv_out_size(H, k, stride, pad) * conv_out_size(Wd, k, stride, pad);
 }
 
-#define OP(name, params, args, fl) \
-    void op_##name params {        \
-        flops += (fl);             \
-        PICK(name, args);          \
+/* ENTPROG_PROFILE=1: every op waits for the device before and after, and
+ * its time, calls and FLOPs are summed per op (ops_profile_report). */
+enum {
+#define OP(name, params, args, fl) PROF_##name,
+#include "ops_list.h"
+#undef OP
+    PROF_N
+};
+static const char *prof_name[PROF_N] = {
+#define OP(name, params, args, fl) #name,
+#include "ops_list.h"
+#undef OP
+};
+static struct { double s, flops; long calls; } prof[PROF_N];
+static int profiling = -1;
+
+static double wall(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+int ops_profiling(void) {
+    if (profiling < 0) {
+        const char *e = getenv("ENTPROG_PROFILE");
+        profiling = e && *e && strcmp(e, "0") != 0;
+    }
+    return profiling;
+}
+
+void ops_profile_report(FILE *out) {
+    if (!ops_profiling()) return;
+    double total = 0;
+    int order[PROF_N];
+    for (int i = 0; i < PROF_N; i++) total += prof[i].s, order[i] = i;
+    for (int i = 1; i < PROF_N; i++) /* by time, largest first */
+        for (int j = i; j > 0 && prof[order[j]].s > prof[order[j - 1]].s; j--) {
+            int t = order[j];
+            order[j] = order[j - 1], order[j - 1] = t;
+        }
+    fprintf(out, "| op (%s) | calls | ms | share | TFLOP/s |\n|---|---|---|---|---|\n", ops_backend_name());
+    for (int k = 0; k < PROF_N; k++) {
+        int i = order[k];
+        if (!prof[i].calls) continue;
+        char rate[32] = "-";
+        if (prof[i].flops > 0 && prof[i].s > 0) snprintf(rate, sizeof rate, "%.1f", prof[i].flops / prof[i].s / 1e12);
+        fprintf(out, "| %s | %ld | %.1f | %.1f%% | %s |\n", prof_name[i], prof[i].calls, 1e3 * prof[i].s,
+                100 * prof[i].s / (total > 0 ? total : 1), rate);
+    }
+    fprintf(out, "| all ops | | %.1f | | |\n", 1e3 * total);
+}
+
+#define OP(name, params, args, fl)                      \
+    void op_##name params {                             \
+        double f_ = (fl);                               \
+        flops += f_;                                    \
+        if (!ops_profiling()) {                         \
+            PICK(name, args);                           \
+            return;                                     \
+        }                                               \
+        ops_sync();                                     \
+        double t0_ = wall();                            \
+        PICK(name, args);                               \
+        ops_sync();                                     \
+        prof[PROF_##name].s += wall() - t0_;            \
+        prof[PROF_##name].flops += f_;                  \
+        prof[PROF_##name].calls++;                      \
     }
 #include "ops_list.h"
 #undef OP

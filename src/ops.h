@@ -38,6 +38,11 @@ size_t ops_mem_peak(void);
 void ops_mem_reset_peak(void);
 void ops_sync(void); /* waits for every queued op (timing) */
 double ops_flops(void); /* model FLOPs of every product dispatched so far */
+/* ENTPROG_PROFILE=1 times every op (waiting for the device around each);
+ * the report is a markdown table of time per op, largest first. */
+#include <stdio.h>
+int ops_profiling(void);
+void ops_profile_report(FILE *out);
 
 /* ---- dense ---- */
 /* out[N,O] = in[N,Ni] W[O,Ni]^T + bias[O] (bias may be NULL). */
