@@ -311,13 +311,27 @@ done
 say "first checkpoint written: sending the batch script USR1 (as --signal=B:USR1@N does)"
 scancel --batch --signal=USR1 "$id" || fail "scancel --batch --signal=USR1 $id failed"
 wait_done "$id" 90
+# Slurm 22.05 race, seen under load: slurmctld relaunches the requeued job
+# while slurmd is still cleaning up its first run, slurmd refuses ("Job N
+# already killed, do not launch batch job") and the job fails without having
+# run. That is Slurm's, not the job script's: requeue once more by hand.
+relaunch_race=0
+if [ "$END_STATE" = FAILED ] && grep -q "already killed, do not launch batch job" "$work/slurmd.log" 2>/dev/null &&
+   ! grep -q "start (restart 1)" "$log"; then
+  say "slurmd refused the relaunch (a Slurm requeue race): requeueing job $id by hand"
+  relaunch_race=1
+  scontrol requeue "$id" || fail "scontrol requeue $id failed"
+  wait_done "$id" 90
+fi
 [ "$END_STATE" = COMPLETED ] || fail "job $id ended $END_STATE (expected COMPLETED)"
 say "job $id COMPLETED after a requeue"
 
 # ---- checks ----
 [ "$(job_field "$id" ExitCode)" = 0:0 ] || fail "job $id exit code $(job_field "$id" ExitCode)"
 restarts=$(job_field "$id" Restarts)
-[ "$restarts" = 1 ] || fail "job $id Restarts=$restarts (expected 1: the USR1 trap should requeue it once;" \
+want=1
+if [ "$relaunch_race" = 1 ] && [ "${restarts:-0}" -ge 2 ]; then want=$restarts; fi
+[ "$restarts" = "$want" ] || fail "job $id Restarts=$restarts (expected 1: the USR1 trap should requeue it once;" \
   "0 means the run ended before the signal: raise ENTPROG_SLURM_TEST_STEPS)"
 [ -f "$log" ] || fail "no job log $log"
 expect_log() { grep -q -e "$1" "$log" || fail "job log $log lacks '$1' ($2)"; }
@@ -325,13 +339,13 @@ expect_log "start (restart 0)" "the first run's header"
 expect_log "datagen: writing" "the dataset was generated"
 expect_log "srun --mpi=pmix --ntasks=$ntasks" "srun launch on $ntasks tasks"
 expect_log "USR1: the time limit is near; requeueing" "the trap"
-expect_log "start (restart 1)" "the requeued run's header (--open-mode=append)"
+expect_log "start (restart $want)" "the requeued run's header (--open-mode=append)"
 expect_log "train: resuming from run/ckpt_" "the requeued run resumed"
 final=$(printf 'run/ckpt_%08d.h5' "$steps")
 expect_log "checkpoint $final" "the last checkpoint"
 # The first run ends with Slurm's "CANCELLED ... DUE TO JOB REQUEUE" errors; the second run has none.
 if grep -q "entprog: error" "$log"; then fail "entprog reported an error: $(grep -m1 "entprog: error" "$log")"; fi
-second=$(sed -n '/start (restart 1)/,$p' "$log")
+second=$(sed -n "/start (restart $want)/,\$p" "$log")
 if grep -qi "error" <<<"$second"; then fail "the resumed run's log reports an error: $(grep -i -m1 error <<<"$second")"; fi
 [ -f "$jobdir/data/train.h5" ] || fail "no dataset $jobdir/data/train.h5"
 [ -f "$jobdir/$final" ] || fail "no final checkpoint $jobdir/$final"
