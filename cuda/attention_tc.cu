@@ -10,6 +10,8 @@
 #include <cuda_bf16.h>
 #include <math.h>
 #include <mma.h>
+#include <stdlib.h>
+#include <string.h>
 
 using namespace nvcuda;
 typedef __nv_bfloat16 bf16;
@@ -311,6 +313,50 @@ __global__ static void __launch_bounds__(WARPS * 32) tc_bwd_dkv_bank(AttnShape a
                  z1 * a.Z2, a.Z2, h, scale);
 }
 
+/* The bank pass split over frames: block (z1, key tile, head, frame z2)
+ * writes its frame's share into partial [Z2][Z1][nb][3D] (k, v columns as
+ * in the bank), and bank_sum adds the Z2 shares into dbank in frame order:
+ * Z2 times the parallelism of tc_bwd_dkv_bank, same result up to the order
+ * of the fp32 sums, still deterministic. */
+template <int DP>
+__global__ static void __launch_bounds__(WARPS * 32) tc_bwd_dkv_bank_split(AttnShape a, float *partial,
+                                                                            const float *dout, const float *lse,
+                                                                            const float *Di, const float *qkv,
+                                                                            const float *bank, const uint8_t *drop,
+                                                                            float scale) {
+    extern __shared__ __align__(128) unsigned char raw[];
+    DkvSmem<DP> &s = *reinterpret_cast<DkvSmem<DP> *>(raw);
+    int nt = (a.nb + TILE - 1) / TILE, z1 = blockIdx.x / nt, j0 = (blockIdx.x % nt) * TILE, h = blockIdx.y;
+    int z2 = blockIdx.z, D3 = 3 * a.NH * a.dh;
+    if (drop && drop[z1]) return;
+    float *part = partial + ((size_t)z2 * a.Z1 + z1) * a.nb * D3;
+    key_pass<DP>(s, a, part, bank + (size_t)z1 * a.bs1, a.bld, j0, a.nb, dout, lse, Di, qkv, z1 * a.Z2 + z2, 1, h,
+                 scale);
+}
+
+__global__ static void bank_sum(float *dbank, const float *partial, AttnShape a) {
+    int D = a.NH * a.dh, D3 = 3 * D;
+    size_t n = (size_t)a.Z1 * a.nb * 2 * D;
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < n; e += (size_t)gridDim.x * blockDim.x) {
+        int c = (int)(e % (2 * D));
+        size_t rowz = e / (2 * D);
+        int row = (int)(rowz % a.nb), z1 = (int)(rowz / a.nb);
+        float sum = 0.0f;
+        for (int z2 = 0; z2 < a.Z2; z2++) sum += partial[(((size_t)z2 * a.Z1 + z1) * a.nb + row) * D3 + D + c];
+        dbank[(size_t)z1 * a.bs1 + (size_t)row * a.bld + D + c] += sum;
+    }
+}
+
+static int bank_split = -1;
+extern "C" void cuda_set_attention_bank_split(int on) { bank_split = on; }
+static int use_bank_split(void) {
+    if (bank_split < 0) {
+        const char *e = getenv("ENTPROG_ATTN_BANK");
+        bank_split = e && !strcmp(e, "split");
+    }
+    return bank_split;
+}
+
 /* ================= launch ================= */
 
 #define WITH_DP(dh, ...)                                                                                       \
@@ -357,7 +403,19 @@ void tc_attention_backward(const AttnShape *a, float *dqkv, float *dbank, const 
         allow_smem(tc_bwd_dkv_own<DPC>, sk);
         tc_bwd_dkv_own<DPC><<<grid, WARPS * 32, sk>>>(*a, dqkv, dout, state, scratch, qkv, scale);
         KCHECK("tensor-core attention bwd dkv");
-        if (a->nb > 0 && dbank) {
+        if (a->nb > 0 && dbank && use_bank_split()) {
+            int D3 = 3 * a->NH * a->dh;
+            size_t np = (size_t)a->Z2 * a->Z1 * a->nb * D3;
+            float *part = cuda_workspace(np, 2);
+            CU(cudaMemsetAsync(part, 0, np * sizeof(float), 0));
+            dim3 gb(a->Z1 * ((a->nb + TILE - 1) / TILE), a->NH, a->Z2);
+            allow_smem(tc_bwd_dkv_bank_split<DPC>, sk);
+            tc_bwd_dkv_bank_split<DPC><<<gb, WARPS * 32, sk>>>(*a, part, dout, state, scratch, qkv, bank, drop, scale);
+            KCHECK("tensor-core attention bwd bank (split)");
+            size_t n = (size_t)a->Z1 * a->nb * 2 * a->NH * a->dh;
+            bank_sum<<<(unsigned)((n + 255) / 256 > 65536 ? 65536 : (n + 255) / 256), 256>>>(dbank, part, *a);
+            KCHECK("bank_sum");
+        } else if (a->nb > 0 && dbank) {
             dim3 gb(a->Z1 * ((a->nb + TILE - 1) / TILE), a->NH);
             allow_smem(tc_bwd_dkv_bank<DPC>, sk);
             tc_bwd_dkv_bank<DPC><<<gb, WARPS * 32, sk>>>(*a, dbank, dout, state, scratch, qkv, bank, drop, scale);

@@ -29,6 +29,9 @@ void cuda_sync(void);
 void cuda_set_exact_gemm(int on);
 /* 1: tensor-core (bf16) attention kernels, 0: fp32 ones (also ENTPROG_ATTN=tc|fp32). */
 void cuda_set_attention_tc(int on);
+/* 1: the tensor-core bank backward split over frames with an in-order sum
+ * (more parallel; also ENTPROG_ATTN_BANK=split), 0: one pass per bank tile. */
+void cuda_set_attention_bank_split(int on);
 
 #ifdef __cplusplus
 }

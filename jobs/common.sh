@@ -13,14 +13,16 @@
 #   EP_SRUN_MPI   srun's --mpi plugin (default pmix: the one Debian's Open MPI
 #                 works with)
 #   EP_SRUN_ARGS, EP_MPIRUN_ARGS  more options for srun / mpirun
-#   FORWARD_USR1  1: on the USR1 warning, pass USR1 on to the training ranks and
-#                 wait for them before requeueing (for an entprog that saves a
-#                 checkpoint on USR1; today's build does not: leave it 0)
+#   FORWARD_USR1  1 (default): on the USR1 warning, pass USR1 on to the training
+#                 ranks, which finish their step, write a checkpoint there and
+#                 exit, and requeue after them (no step is lost); 0: requeue at
+#                 once (the requeued run repeats the steps since the last
+#                 periodic checkpoint)
 
 ENTPROG_REPO=${ENTPROG_REPO:-${SLURM_SUBMIT_DIR:-$PWD}}
 ENTPROG=${ENTPROG:-$ENTPROG_REPO/build/entprog}
 EXTRA_SETS=${EXTRA_SETS:-}
-FORWARD_USR1=${FORWARD_USR1:-0}
+FORWARD_USR1=${FORWARD_USR1:-1}
 EP_SRUN_MPI=${EP_SRUN_MPI:-pmix}
 if [ -z "${LAUNCHER:-}" ]; then
   if [ -n "${SLURM_JOB_ID:-}" ]; then LAUNCHER=srun; else LAUNCHER=mpirun; fi
@@ -135,14 +137,20 @@ ep_trap_usr1() { trap ep_on_usr1 USR1; }
 # ep_run CMD...: runs CMD in the background and waits for it, surviving the
 # USR1 trap; returns CMD's exit status.
 ep_run() {
-  local rc=0 w again=0
+  local rc=0 w again=0 errexit
   ep_log "run: $*"
   "$@" &
   EP_CHILD=$!
   while :; do
     EP_GOT_USR1=0
-    w=0
-    wait "$EP_CHILD" || w=$?
+    # errexit off around the wait: bash 5.2 with `set -e` exits with the
+    # interrupted wait's status (128+10) once the USR1 trap returns, even
+    # under `||` (seen on Debian 12); the status is handled below instead
+    case $- in *e*) errexit=1 ;; *) errexit=0 ;; esac
+    set +e
+    wait "$EP_CHILD"
+    w=$?
+    [ "$errexit" = 1 ] && set -e
     # 127 on a second wait: the status was collected by the first one
     [ "$again" = 1 ] && [ "$w" -eq 127 ] && break
     rc=$w

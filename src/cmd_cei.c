@@ -163,6 +163,7 @@ static void load_model(Model *m, const Deck *deck, const char *ckpt) {
     model_create(m, &deck->model);
     CkptState st = {.pt = &m->pt, .shape = deck->model, .params = m->params};
     ckpt_load(ckpt, &st, MPI_COMM_NULL);
+    m->forward_only = 1; /* CEI needs forward passes only */
     model_set_batch(m, deck->train.batch, deck->model.F);
 }
 

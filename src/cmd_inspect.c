@@ -85,6 +85,7 @@ static int run(const char *cmd, int argc, char **argv, int with_grad) {
     model_create(&m, &shape);
     CkptState st = {.pt = &m.pt, .shape = shape, .params = m.params};
     ckpt_load(args.weights, &st, MPI_COMM_NULL);
+    m.forward_only = !with_grad; /* predict: no gradients */
     model_set_batch(&m, in.B, in.F);
 
     Batch batch = {in.x, in.t, in.ref, in.pose, in.drop_ref, in.drop_pose};

@@ -110,6 +110,7 @@ static void load_model(Model *m, const Deck *deck, const char *ckpt, int ema) {
         ep_die("sample: --ema: checkpoint '%s' has no /ema weights (trained with train.ema = 0)", ckpt);
     if (ema) memcpy(m->params, ema_buf, m->pt.total * sizeof(float));
     free(ema_buf);
+    m->forward_only = 1; /* sampling needs no gradients */
     model_set_batch(m, deck->train.batch, deck->model.F);
 }
 

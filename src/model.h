@@ -71,6 +71,7 @@ typedef struct {
      * moves grads through cgrads, and inputs pass through `stage`. */
     float *w, *cgrads;
     int cgrads_zero;          /* cgrads is known to be all zero (model_zero_grads) */
+    int forward_only;         /* set before model_set_batch: no gradients, no backward scratch */
     struct {
         float *x, *ref, *pose, *eps, *deps;
         int *t;
@@ -103,11 +104,13 @@ void model_create(Model *m, const ModelShape *shape);
 void model_set_trainable(Model *m, const uint8_t *mask, int exact);
 /* The index range [0, input_end) of the input-side tensors (t_embed, x_embed, pose_guider). */
 static inline int model_input_end(const Model *m) { return m->pt.blk0; }
-/* (Re)allocates activations for batch B and clip length F, and the gradients. */
+/* (Re)allocates activations for batch B and clip length F, and the gradients
+ * unless m->forward_only (inference: sample, cei, predict) is set first. */
 void model_set_batch(Model *m, int B, int F);
 void model_destroy(Model *m);
-/* grads := 0 (and the device copy): the next backward then starts from zero
- * on the device instead of uploading the host gradients. */
+/* grads := 0 for the next backward, which then starts from zero on the
+ * device instead of uploading the host gradients. On a GPU the host copy is
+ * only refreshed by that backward: call it right before one. */
 void model_zero_grads(Model *m);
 
 /* eps_hat [B,F,C,H,W]. */

@@ -88,6 +88,20 @@ static void layout_acts(Model *m, Carver *c) {
     a->uf = take(c, N * D);
     a->fout = take(c, N * s->p * s->p * s->C);
     a->mean = take(c, N + Nr);
+    /* im2col scratch of both passes: the largest conv is conv_in or a 3x3 over the full pose map */
+    int cin = s->Cp > s->Cg ? s->Cp : s->Cg;
+    m->g.col = take(c, op_conv2d_scratch_floats(cin, s->s * s->H, s->s * s->W, 3));
+    if (ops_backend() != BACKEND_CPU) { /* inputs and outputs pass through here on their way to the device */
+        size_t img = (size_t)s->C * s->H * s->W, bytes = ((size_t)B + 3) / 4, hw0 = (size_t)(s->s * s->H) * (s->s * s->W);
+        m->stage.x = take(c, BF * img);
+        m->stage.ref = take(c, (size_t)B * img);
+        m->stage.pose = take(c, BF * s->Cp * hw0);
+        m->stage.eps = take(c, BF * img);
+        m->stage.deps = take(c, BF * img);
+        m->stage.t = (int *)take(c, (size_t)B);
+        m->stage.drop_ref = (uint8_t *)take(c, bytes);
+        m->stage.drop_pose = (uint8_t *)take(c, bytes);
+    }
     /* blocks before act_first are never reached by backward: they share one set */
     for (int b = 0; b < s->L; b++) {
         if (b > 0 && b < m->act_first) a->blk[b] = a->blk[0];
@@ -101,17 +115,6 @@ static void layout_grads(Model *m, Carver *c) {
     size_t N = (size_t)B * F * S, Nr = (size_t)B * S, BF = (size_t)B * F;
     size_t hw0 = (size_t)(s->s * s->H) * (s->s * s->W);
     Grads *g = &m->g;
-    if (ops_backend() != BACKEND_CPU) { /* inputs and outputs pass through here on their way to the device */
-        size_t img = (size_t)s->C * s->H * s->W, bytes = ((size_t)B + 3) / 4;
-        m->stage.x = take(c, BF * img);
-        m->stage.ref = take(c, (size_t)B * img);
-        m->stage.pose = take(c, BF * s->Cp * hw0);
-        m->stage.eps = take(c, BF * img);
-        m->stage.deps = take(c, BF * img);
-        m->stage.t = (int *)take(c, (size_t)B);
-        m->stage.drop_ref = (uint8_t *)take(c, bytes);
-        m->stage.drop_pose = (uint8_t *)take(c, bytes);
-    }
     g->dzr = take(c, (N + Nr) * D);
     g->dxhat = take(c, N * D);
     g->du = take(c, N * D);
@@ -140,9 +143,7 @@ static void layout_grads(Model *m, Carver *c) {
         ds = ds3 > ds ? ds3 : ds;
     }
     g->dS = take(c, ds);
-    /* im2col scratch: the largest conv is conv_in or a 3x3 over the full pose map */
-    int cin = s->Cp > s->Cg ? s->Cp : s->Cg;
-    g->col = take(c, op_conv2d_scratch_floats(cin, s->s * s->H, s->s * s->W, 3));
+
 }
 
 /* Packs the gradients of the tensors in m->trainable (table order) and finds
@@ -176,6 +177,8 @@ static void alloc_acts(Model *m) {
     m->act_mem = ops_alloc(c.used * sizeof(float), "activations");
     c = (Carver){m->act_mem, 0};
     layout_acts(m, &c);
+    m->grad_mem = NULL, m->scratch_floats = 0;
+    if (m->forward_only) return;
     c = (Carver){0};
     layout_grads(m, &c);
     m->scratch_floats = c.used;
@@ -232,7 +235,7 @@ void model_set_batch(Model *m, int B, int F) {
     m->shape.F = F;
     m->act_first = m->first_bwd;
     alloc_acts(m);
-    if (m->grad_cap < m->grad_size || !m->grads) alloc_grads(m);
+    if (!m->forward_only && (m->grad_cap < m->grad_size || !m->grads)) alloc_grads(m);
     size_t nf = (size_t)F * m->shape.D;
     float *fe = ep_malloc(nf * sizeof(float), "frame embedding");
     embed_frames(fe, m->shape.D, F);
@@ -243,7 +246,8 @@ void model_set_batch(Model *m, int B, int F) {
 void model_set_trainable(Model *m, const uint8_t *mask, int exact) {
     memcpy(m->trainable, mask, m->pt.n);
     grad_layout(m);
-    if (m->act_mem && (m->grad_size > m->grad_cap || (exact && m->grad_size != m->grad_cap))) alloc_grads(m);
+    if (m->act_mem && !m->forward_only && (m->grad_size > m->grad_cap || (exact && m->grad_size != m->grad_cap)))
+        alloc_grads(m);
     if (m->act_mem && (m->first_bwd < m->act_first || (exact && m->first_bwd != m->act_first))) {
         m->act_first = m->first_bwd;
         alloc_acts(m);

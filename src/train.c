@@ -8,6 +8,7 @@
 #include "paths.h"
 #include "progress.h"
 #include <dirent.h>
+#include <signal.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,7 +212,24 @@ static void take_ranking(Trainer *tr, const CkptState *s) {
     prog_set_order(p, p->cei, order);
 }
 
+/* SIGUSR1 only sets a flag; the ranks act on it together between steps. */
+static volatile sig_atomic_t usr1_seen;
+static void on_usr1(int sig) {
+    (void)sig;
+    usr1_seen = 1;
+}
+
+static void catch_usr1(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sa.sa_flags = SA_RESTART; /* MPI and HDF5 calls carry on */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
 void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
+    catch_usr1(); /* from here a USR1 is remembered and acted on at the first step boundary */
     memset(tr, 0, sizeof *tr);
     tr->deck = deck;
     tr->last_saved = -1;
@@ -411,7 +429,7 @@ void trainer_save(Trainer *tr) {
     }
 }
 
-void trainer_run(Trainer *tr) {
+int trainer_run(Trainer *tr) {
     const TrainConfig *tc = &tr->deck->train;
     Progress prog;
     progress_start(&prog, "train", tc->steps - tr->step);
@@ -450,9 +468,18 @@ void trainer_run(Trainer *tr) {
         }
         if (tr->metrics) fflush(tr->metrics);
         if ((tc->ckpt_every > 0 && tr->step % tc->ckpt_every == 0) || tr->step == tc->steps) trainer_save(tr);
+        if (dp_sum(&tr->dp, (double)usr1_seen) > 0 && tr->step < tc->steps) { /* one rank got it: all stop */
+            if (tr->last_saved != tr->step) trainer_save(tr);
+            if (tr->rank == 0)
+                printf("train: SIGUSR1 at step %lld of %d: stopped after writing the checkpoint above; "
+                       "resume with --resume\n", tr->step, tc->steps);
+            progress_done(&prog);
+            return 1;
+        }
     }
     if (tr->last_saved != tr->step) trainer_save(tr); /* a search that ran to the end */
     progress_done(&prog);
+    return 0;
 }
 
 void trainer_free(Trainer *tr) {

@@ -48,7 +48,10 @@ double trainer_validate(Trainer *tr);
 /* Mean loss on the fixed Ent-Prog probe set (val split, own seed, fixed t and noise). */
 double trainer_probe(Trainer *tr);
 void trainer_save(Trainer *tr);
-void trainer_run(Trainer *tr);
+/* Trains to train.steps, or until SIGUSR1 (Slurm's warning before the time
+ * limit, forwarded by the job script): then every rank agrees at the end of
+ * the current step, a checkpoint is written, and it returns 1 (else 0). */
+int trainer_run(Trainer *tr);
 /* One metrics.csv row (kind: train | search | val). */
 void trainer_log_row(Trainer *tr, const char *kind, double loss, double gnorm, double lr, double ms);
 

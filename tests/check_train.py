@@ -3,10 +3,14 @@
 resume is bit-exact (also with EMA and SGD), image mode trains, and every bad
 input ends with a clear error and a non-zero exit without touching earlier
 checkpoints. Usage: check_train.py ENTPROG DECK WORKDIR"""
+import glob
 import hashlib
 import os
 import shutil
+import signal
+import subprocess
 import sys
+import time
 
 import h5py
 import numpy as np
@@ -67,6 +71,32 @@ check(ra[10:] == rb and len(rb) == 10, "resumed loss curve equals the uninterrup
 for g in ("model", "optimizer"):
     check(same_tensors(f"{WORK}/a/ckpt_00000020.h5", f"{WORK}/b/ckpt_00000020.h5", g),
           f"final /{g} tensors identical after resume")
+
+# 2b. SIGUSR1 (Slurm's time-limit warning, forwarded by jobs/common.sh): the
+# run stops at a step boundary with a checkpoint there, and resuming from it
+# continues the uninterrupted curve
+N = 300
+common = [*S("train.steps=%d" % N), *S("train.ckpt_every=1000"), *S("train.val_every=0"), *S("train.log_every=100")]
+p = subprocess.Popen([ENTPROG, "train", DECK, *S("train.out_dir=u"), *common], cwd=WORK, stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE, text=True)
+t0 = time.time()
+while time.time() - t0 < 60 and p.poll() is None:
+    m = f"{WORK}/u/metrics.csv"
+    if os.path.exists(m) and len(rows(m)) >= 5:
+        break
+    time.sleep(0.02)
+p.send_signal(signal.SIGUSR1)
+out, err = p.communicate(timeout=120)
+ck = sorted(glob.glob(f"{WORK}/u/ckpt_*.h5"))
+stop = int(ck[-1][-11:-3]) if ck else -1
+check(p.returncode == 0 and "SIGUSR1 at step %d" % stop in out and 5 <= stop < N,
+      f"SIGUSR1 stops the run with exit 0 and a checkpoint at the stop step ({stop} of {N}; rc {p.returncode}, "
+      f"{err.strip()[-200:]})")
+if 0 < stop < N:
+    run("train", DECK, "--resume", os.path.relpath(ck[-1], WORK), *S("train.out_dir=u2"), *common)
+    run("train", DECK, *S("train.out_dir=v"), *common)
+    check(rows(f"{WORK}/u/metrics.csv") + rows(f"{WORK}/u2/metrics.csv") == rows(f"{WORK}/v/metrics.csv"),
+          "stopped at the signal + resumed = the uninterrupted loss curve (all digits)")
 
 # 3. EMA + SGD + cosine schedule resume bit-exactly too
 extra = [*S("train.optimizer=sgd"), *S("train.lr=0.01"), *S("train.ema=0.9"), *S("train.lr_schedule=cosine"),

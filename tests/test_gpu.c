@@ -319,6 +319,10 @@ static void test_ops(void) {
     cuda_set_attention_tc(1);
     attn_tol = 1e-2; /* bf16 operands, as for the GEMMs */
     test_attentions();
+    printf("tensor-core attention, bank backward split over frames:\n");
+    cuda_set_attention_bank_split(1);
+    test_attentions();
+    cuda_set_attention_bank_split(0);
     cuda_set_attention_tc(0);
     test_conv(3, 16, 8, 1, 0);
     test_conv(8, 16, 8, 2, 1);

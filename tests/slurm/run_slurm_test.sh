@@ -339,6 +339,9 @@ expect_log "start (restart 0)" "the first run's header"
 expect_log "datagen: writing" "the dataset was generated"
 expect_log "srun --mpi=pmix --ntasks=$ntasks" "srun launch on $ntasks tasks"
 expect_log "USR1: the time limit is near; requeueing" "the trap"
+expect_log "train: SIGUSR1 at step" "the ranks got the forwarded USR1 and checkpointed at their step"
+stop=$(grep -o "train: SIGUSR1 at step [0-9]*" "$log" | head -1 | awk '{print $NF}')
+expect_log "train: resuming from $(printf 'run/ckpt_%08d.h5' "$stop")" "the requeued run resumed at the step the signal stopped (no step redone)"
 expect_log "start (restart $want)" "the requeued run's header (--open-mode=append)"
 expect_log "train: resuming from run/ckpt_" "the requeued run resumed"
 final=$(printf 'run/ckpt_%08d.h5' "$steps")
