@@ -52,33 +52,32 @@ static void free_buffers(BatchBuffers *b) {
 }
 
 /* Draws B training tuples (clip, reference, pose, t, noise, dropout) from rng. */
-static void draw_batch(Trainer *tr, Dataset *ds, Rng *rng, double p_ref, double p_pose, int slice, int nslices) {
+/* One batch. The caller's stream gives one key per batch whatever the number
+ * of ranks; global sample g of the batch then draws its clip, t, dropout and
+ * noise from its own stream (key, g). So a rank draws only its own B samples
+ * (slice `slice` of the global batch), and R ranks see exactly the samples
+ * one rank would with a batch of R*B. slice -1: only advance the stream. */
+static void draw_batch(Trainer *tr, Dataset *ds, Rng *rng, double p_ref, double p_pose, int slice) {
     const ModelShape *s = &tr->model.shape;
     BatchBuffers *b = &tr->buf;
     int B = tr->model.B, F = s->F;
     size_t clip = (size_t)F * s->C * s->H * s->W, frame = (size_t)s->C * s->H * s->W;
     size_t pclip = (size_t)F * s->Cp * (s->s * s->H) * (s->s * s->W);
-    /* Every rank draws the whole global batch from the same stream (cheap) and
-     * reads only its own B samples, so R ranks see exactly the samples one
-     * rank would with a batch of R*B. */
-    int first = slice * B, global = nslices * B; /* slice -1: only advance the stream */
-    for (int g = 0; g < global; g++) {
-        int video, start, ref_frame, i = g - first, mine = i >= 0 && i < B;
-        dataset_pick(ds, rng, F, &video, &start, &ref_frame);
-        if (mine) {
-            dataset_read_clip(ds, video, start, F, b->x0 + i * clip, b->pose + i * pclip);
-            dataset_read_frame(ds, video, ref_frame, b->ref + i * frame);
-        }
-        int t = (int)rng_below(rng, DIFFUSION_T);
-        uint8_t dr = rng_uniform(rng) < p_ref, dp = rng_uniform(rng) < p_pose;
-        if (mine) b->t[i] = t, b->drop_ref[i] = dr, b->drop_pose[i] = dp;
+    uint64_t key = rng_next(rng);
+    if (slice < 0) return;
+    for (int i = 0; i < B; i++) {
+        Rng r;
+        rng_seed_stream(&r, key, (uint64_t)slice * B + i);
+        int video, start, ref_frame;
+        dataset_pick(ds, &r, F, &video, &start, &ref_frame);
+        dataset_read_clip(ds, video, start, F, b->x0 + i * clip, b->pose + i * pclip);
+        dataset_read_frame(ds, video, ref_frame, b->ref + i * frame);
+        b->t[i] = (int)rng_below(&r, DIFFUSION_T);
+        b->drop_ref[i] = rng_uniform(&r) < p_ref;
+        b->drop_pose[i] = rng_uniform(&r) < p_pose;
+        for (size_t j = 0; j < clip; j++) b->eps[i * clip + j] = rng_normal(&r);
     }
-    size_t lo = (size_t)first * clip, hi = lo + (size_t)B * clip;
-    for (size_t j = 0; j < (size_t)global * clip; j++) {
-        float z = rng_normal(rng);
-        if (j >= lo && j < hi) b->eps[j - lo] = z;
-    }
-    if (slice >= 0) diffusion_noise(&tr->diff, b->x, b->x0, b->eps, b->t, B, clip);
+    diffusion_noise(&tr->diff, b->x, b->x0, b->eps, b->t, B, clip);
 }
 
 /* The packed gradient buffer holds trainable tensors in table order, so each
@@ -340,7 +339,7 @@ void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
 double trainer_step(Trainer *tr, double *gnorm, double *lr_used) {
     const TrainConfig *tc = &tr->deck->train;
     Model *m = &tr->model;
-    draw_batch(tr, tr->train, &tr->rng, tc->p_drop_ref, tc->p_drop_pose, tr->dp.rank, tr->dp.size);
+    draw_batch(tr, tr->train, &tr->rng, tc->p_drop_ref, tc->p_drop_pose, tr->dp.rank);
     Batch batch = as_batch(&tr->buf);
     size_t n = x_numel(tr);
     model_forward(m, &batch, tr->buf.eps_hat);
@@ -380,8 +379,7 @@ static double fixed_set_loss(Trainer *tr, uint64_t stream, int batches, int glob
     size_t n = x_numel(tr);
     for (int k = 0; k < batches; k++) {
         int mine = global || k % tr->dp.size == tr->dp.rank;
-        if (global) draw_batch(tr, tr->val, &rng, 0.0, 0.0, tr->dp.rank, tr->dp.size);
-        else draw_batch(tr, tr->val, &rng, 0.0, 0.0, mine ? 0 : -1, 1);
+        draw_batch(tr, tr->val, &rng, 0.0, 0.0, global ? tr->dp.rank : (mine ? 0 : -1));
         if (!mine) continue;
         Batch batch = as_batch(&tr->buf);
         model_forward(&tr->model, &batch, tr->buf.eps_hat);
