@@ -6,6 +6,7 @@
  * sample's frames in order), so no atomics and no score matrix. One thread
  * holds one row; fp32 throughout; DH is the head width rounded up to an
  * instantiated size. */
+#include "attention_layout.cuh"
 #include "attention_tc.cuh"
 #include "common.cuh"
 #include "ops_cuda.h"
@@ -22,32 +23,14 @@ extern "C" size_t cuda_attention_state_floats(const AttnShape *a) {
 }
 extern "C" size_t cuda_attention_scratch_floats(const AttnShape *a) { return cuda_attention_state_floats(a); }
 
-/* Row r of problem z's fused qkv, and of its output. */
 __device__ static const float *qkv_row(const AttnShape &a, const float *qkv, int z, int r) {
-    return qkv + (size_t)(z / a.Z2) * a.s1 + (size_t)(z % a.Z2) * a.s2 + (size_t)r * a.ld;
+    return problem_rows(a, qkv, z) + (size_t)r * a.ld;
 }
-__device__ static size_t out_row(const AttnShape &a, int z, int r) {
-    return (size_t)(z / a.Z2) * a.os1 + (size_t)(z % a.Z2) * a.os2 + (size_t)r * a.old;
-}
-
-/* Key set `set` of problem z: 0 its own rows, 1 the sample's bank (NULL when absent or dropped). */
-__device__ static const float *key_set(const AttnShape &a, const float *qkv, const float *bank, const uint8_t *drop,
-                                       int z, int set, int *ld, int *n) {
-    if (set == 0) {
-        *ld = a.ld;
-        *n = a.nq;
-        return qkv_row(a, qkv, z, 0);
-    }
-    int z1 = z / a.Z2;
-    if (a.nb == 0 || (drop && drop[z1])) return NULL;
-    *ld = a.bld;
-    *n = a.nb;
-    return bank + (size_t)z1 * a.bs1;
-}
+__device__ static size_t out_row(const AttnShape &a, int z, int r) { return problem_out(a, z) + (size_t)r * a.old; }
 
 /* Stages rows [j0, j0+BK) of two column blocks (offsets c0, c1) of a row set into shared memory. */
 template <int DH>
-__device__ static void stage(float (*X)[DH], float (*Y)[DH], const float *rows, int ld, int n, int j0, int c0, int c1,
+__device__ static void stage(float (*X)[DH], float (*Y)[DH], const float *rows, size_t ld, int n, int j0, int c0, int c1,
                              int dh) {
     for (int e = threadIdx.x; e < BK * DH; e += blockDim.x) {
         int jj = e / DH, d = e % DH, j = j0 + jj;
@@ -79,8 +62,9 @@ __global__ static void __launch_bounds__(BQ) fwd(AttnShape a, float *out, float 
         acc[d] = 0.0f;
     }
     for (int set = 0; set < 2; set++) {
-        int ld, n;
-        const float *rows = key_set(a, qkv, bank, drop, z, set, &ld, &n);
+        size_t ld;
+        int n;
+        const float *rows = key_rows(a, qkv, bank, drop, z, set, &ld, &n);
         if (!rows) break;
         for (int j0 = 0; j0 < n; j0 += BK) {
             stage<DH>(Ks, Vs, rows, ld, n, j0, D + h * dh, 2 * D + h * dh, dh);
@@ -136,8 +120,9 @@ __global__ static void __launch_bounds__(BQ) bwd_dq(AttnShape a, float *dqkv, co
     float L = lse[si];
     if (valid) Di[si] = di;
     for (int set = 0; set < 2; set++) {
-        int ld, n;
-        const float *rows = key_set(a, qkv, bank, drop, z, set, &ld, &n);
+        size_t ld;
+        int n;
+        const float *rows = key_rows(a, qkv, bank, drop, z, set, &ld, &n);
         if (!rows) break;
         for (int j0 = 0; j0 < n; j0 += BK) {
             stage<DH>(Ks, Vs, rows, ld, n, j0, D + h * dh, 2 * D + h * dh, dh);

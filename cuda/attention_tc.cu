@@ -5,6 +5,7 @@
  * 16 rows; tiles are 64 rows; the head width is padded to DP, a multiple of
  * 16, with zeros. Scores and the running output live in shared memory in
  * fp32; only the operands of the products are rounded to bf16. */
+#include "attention_layout.cuh"
 #include "attention_tc.cuh"
 #include "common.cuh"
 #include <cuda_bf16.h>
@@ -87,14 +88,6 @@ __device__ static void add_rows(float *out, size_t ld, int nvalid, int dh, float
     __syncwarp();
 }
 
-/* ---- addressing (the layout of ops.h AttnShape) ---- */
-__device__ static const float *rows_of(const AttnShape &a, const float *qkv, int z) {
-    return qkv + (size_t)(z / a.Z2) * a.s1 + (size_t)(z % a.Z2) * a.s2;
-}
-__device__ static size_t out_of(const AttnShape &a, int z) {
-    return (size_t)(z / a.Z2) * a.os1 + (size_t)(z % a.Z2) * a.os2;
-}
-
 /* ================= forward ================= */
 
 template <int DP>
@@ -110,7 +103,7 @@ __global__ static void __launch_bounds__(WARPS * 32) tc_fwd(AttnShape a, float *
     FwdSmem<DP> &s = *reinterpret_cast<FwdSmem<DP> *>(raw);
     int nt = (a.nq + TILE - 1) / TILE, z = blockIdx.x / nt, i0 = (blockIdx.x % nt) * TILE, h = blockIdx.y;
     int dh = a.dh, D = a.NH * dh, w = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const float *prow = rows_of(a, qkv, z);
+    const float *prow = problem_rows(a, qkv, z);
     load_tile<DP>(s.Q, prow, a.ld, h * dh, i0, a.nq, dh, scale);
     for (int e = threadIdx.x; e < WARPS * 16 * DP; e += blockDim.x) (&s.O[0][0])[e] = 0.0f;
     for (int r = threadIdx.x; r < TILE; r += blockDim.x) s.m[r] = -INFINITY, s.l[r] = 0.0f;
@@ -118,14 +111,10 @@ __global__ static void __launch_bounds__(WARPS * 32) tc_fwd(AttnShape a, float *
     bf16 *P = s.P[w];
     int row = lane / 2, half = lane % 2, wr = w * 16 + row; /* two lanes per row, 32 columns each */
     for (int set = 0; set < 2; set++) {
-        const float *krows = prow;
-        size_t ld = a.ld;
-        int n = a.nq;
-        if (set == 1) {
-            int z1 = z / a.Z2;
-            if (a.nb == 0 || (drop && drop[z1])) break;
-            krows = bank + (size_t)z1 * a.bs1, ld = a.bld, n = a.nb;
-        }
+        size_t ld;
+        int n;
+        const float *krows = key_rows(a, qkv, bank, drop, z, set, &ld, &n);
+        if (!krows) break;
         for (int j0 = 0; j0 < n; j0 += TILE) {
             __syncthreads();
             load_tile<DP>(s.K, krows, ld, D + h * dh, j0, n, dh, 1.0f);
@@ -157,7 +146,7 @@ __global__ static void __launch_bounds__(WARPS * 32) tc_fwd(AttnShape a, float *
     __syncthreads();
     for (int e = lane; e < 16 * DP; e += 32) {
         int r = e / DP, d = e % DP, i = i0 + w * 16 + r;
-        if (i < a.nq && d < dh) out[out_of(a, z) + (size_t)i * a.old + h * dh + d] = O[e] / s.l[w * 16 + r];
+        if (i < a.nq && d < dh) out[problem_out(a, z) + (size_t)i * a.old + h * dh + d] = O[e] / s.l[w * 16 + r];
     }
     if (lane < 16) {
         int i = i0 + w * 16 + lane;
@@ -182,8 +171,8 @@ __global__ static void __launch_bounds__(WARPS * 32) tc_bwd_dq(AttnShape a, floa
     DqSmem<DP> &s = *reinterpret_cast<DqSmem<DP> *>(raw);
     int nt = (a.nq + TILE - 1) / TILE, z = blockIdx.x / nt, i0 = (blockIdx.x % nt) * TILE, h = blockIdx.y;
     int dh = a.dh, D = a.NH * dh, w = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const float *prow = rows_of(a, qkv, z);
-    size_t ob = out_of(a, z) + h * dh;
+    const float *prow = problem_rows(a, qkv, z);
+    size_t ob = problem_out(a, z) + h * dh;
     load_tile<DP>(s.Q, prow, a.ld, h * dh, i0, a.nq, dh, 1.0f);
     load_tile<DP>(s.G, dout + ob, a.old, 0, i0, a.nq, dh, 1.0f);
     /* Di = dout_i . out_i in fp32, one warp per row */
@@ -207,14 +196,10 @@ __global__ static void __launch_bounds__(WARPS * 32) tc_bwd_dq(AttnShape a, floa
     bf16 *dS = s.dS[w];
     int row = lane / 2, half = lane % 2, wr = w * 16 + row;
     for (int set = 0; set < 2; set++) {
-        const float *krows = prow;
-        size_t ld = a.ld;
-        int n = a.nq;
-        if (set == 1) {
-            int z1 = z / a.Z2;
-            if (a.nb == 0 || (drop && drop[z1])) break;
-            krows = bank + (size_t)z1 * a.bs1, ld = a.bld, n = a.nb;
-        }
+        size_t ld;
+        int n;
+        const float *krows = key_rows(a, qkv, bank, drop, z, set, &ld, &n);
+        if (!krows) break;
         for (int j0 = 0; j0 < n; j0 += TILE) {
             __syncthreads();
             load_tile<DP>(s.K, krows, ld, D + h * dh, j0, n, dh, 1.0f);
@@ -233,7 +218,7 @@ __global__ static void __launch_bounds__(WARPS * 32) tc_bwd_dq(AttnShape a, floa
         }
     }
     int nvalid = a.nq - (i0 + w * 16);
-    add_rows<DP>((float *)rows_of(a, dqkv, z) + (size_t)(i0 + w * 16) * a.ld + h * dh, a.ld, nvalid, dh, scale, dq, S);
+    add_rows<DP>((float *)problem_rows(a, dqkv, z) + (size_t)(i0 + w * 16) * a.ld + h * dh, a.ld, nvalid, dh, scale, dq, S);
 }
 
 /* ================= backward: dk, dv ================= */
@@ -261,8 +246,8 @@ __device__ static void key_pass(DkvSmem<DP> &s, const AttnShape &a, float *dkrow
     for (int z = z0; z < z0 + nz; z++)
         for (int i0 = 0; i0 < a.nq; i0 += TILE) {
             __syncthreads();
-            load_tile<DP>(s.Q, rows_of(a, qkv, z), a.ld, h * dh, i0, a.nq, dh, 1.0f);
-            load_tile<DP>(s.G, dout + out_of(a, z) + h * dh, a.old, 0, i0, a.nq, dh, 1.0f);
+            load_tile<DP>(s.Q, problem_rows(a, qkv, z), a.ld, h * dh, i0, a.nq, dh, 1.0f);
+            load_tile<DP>(s.G, dout + problem_out(a, z) + h * dh, a.old, 0, i0, a.nq, dh, 1.0f);
             for (int r = threadIdx.x; r < TILE; r += blockDim.x) {
                 int i = i0 + r;
                 size_t si = ((size_t)z * a.NH + h) * a.nq + i;
@@ -296,7 +281,7 @@ __global__ static void __launch_bounds__(WARPS * 32) tc_bwd_dkv_own(AttnShape a,
     extern __shared__ __align__(128) unsigned char raw[];
     DkvSmem<DP> &s = *reinterpret_cast<DkvSmem<DP> *>(raw);
     int nt = (a.nq + TILE - 1) / TILE, z = blockIdx.x / nt, j0 = (blockIdx.x % nt) * TILE, h = blockIdx.y;
-    key_pass<DP>(s, a, (float *)rows_of(a, dqkv, z), rows_of(a, qkv, z), a.ld, j0, a.nq, dout, lse, Di, qkv, z, 1, h,
+    key_pass<DP>(s, a, (float *)problem_rows(a, dqkv, z), problem_rows(a, qkv, z), a.ld, j0, a.nq, dout, lse, Di, qkv, z, 1, h,
                  scale);
 }
 

@@ -233,28 +233,25 @@ void cpu_unpatchify_final_backward_one(float *dtok, const float *dimg, int C, in
 
 /* ---- batched forms and the small model-glue ops ---- */
 
+/* The four patch maps are one image at a time, each image's tokens as many floats as its pixels. */
+static void each_image(void (*one)(float *, const float *, int, int, int, int), float *dst, const float *src, int N,
+                      int C, int H, int W, int p) {
+    size_t isz = (size_t)C * H * W;
+#pragma omp parallel for if (N * isz > 65536)
+    for (int n = 0; n < N; n++) one(dst + n * isz, src + n * isz, C, H, W, p);
+}
+
 void cpu_patchify(float *tok, const float *img, int N, int Cn, int H, int W, int p) {
-    size_t isz = (size_t)Cn * H * W;
-#pragma omp parallel for if (N * isz > 65536)
-    for (int n = 0; n < N; n++) cpu_patchify_one(tok + n * isz, img + n * isz, Cn, H, W, p);
+    each_image(cpu_patchify_one, tok, img, N, Cn, H, W, p);
 }
-
 void cpu_patchify_backward(float *dimg, const float *dtok, int N, int Cn, int H, int W, int p) {
-    size_t isz = (size_t)Cn * H * W;
-#pragma omp parallel for if (N * isz > 65536)
-    for (int n = 0; n < N; n++) cpu_patchify_backward_one(dimg + n * isz, dtok + n * isz, Cn, H, W, p);
+    each_image(cpu_patchify_backward_one, dimg, dtok, N, Cn, H, W, p);
 }
-
 void cpu_unpatchify_final(float *img, const float *tok, int N, int C, int H, int W, int p) {
-    size_t isz = (size_t)C * H * W;
-#pragma omp parallel for if (N * isz > 65536)
-    for (int n = 0; n < N; n++) cpu_unpatchify_final_one(img + n * isz, tok + n * isz, C, H, W, p);
+    each_image(cpu_unpatchify_final_one, img, tok, N, C, H, W, p);
 }
-
 void cpu_unpatchify_final_backward(float *dtok, const float *dimg, int N, int C, int H, int W, int p) {
-    size_t isz = (size_t)C * H * W;
-#pragma omp parallel for if (N * isz > 65536)
-    for (int n = 0; n < N; n++) cpu_unpatchify_final_backward_one(dtok + n * isz, dimg + n * isz, C, H, W, p);
+    each_image(cpu_unpatchify_final_backward_one, dtok, dimg, N, C, H, W, p);
 }
 
 void cpu_zero(float *p, size_t n) { memset(p, 0, n * sizeof(float)); }
