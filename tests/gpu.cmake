@@ -6,3 +6,7 @@ add_test(NAME gpu_ops COMMAND test_gpu ops)
 add_test(NAME gpu_model COMMAND test_gpu model)
 add_test(NAME gpu_train COMMAND test_gpu train)
 set_tests_properties(gpu_ops gpu_model gpu_train PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 300)
+add_test(NAME gpu_train_e2e COMMAND ${PROJECT_SOURCE_DIR}/tests/gpu_train_e2e.sh $<TARGET_FILE:entprog>
+         ${PROJECT_SOURCE_DIR}/inputs/tiny.ini ${CMAKE_BINARY_DIR}/test-work/gpu-train)
+set_tests_properties(gpu_train_e2e PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 300
+                     ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;HDF5_USE_FILE_LOCKING=FALSE")
