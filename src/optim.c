@@ -173,11 +173,26 @@ void optim_step(Optimizer *o, float *params, const float *grads, const size_t *g
     }
 }
 
-double grad_norm(const float *g, size_t n) {
+/* Fixed chunks summed in order: the same result for any number of threads
+ * (a paper-size model has ~1e9 values: one thread would take a second). */
+double sum_squares(const float *g, size_t n) {
+    enum { CHUNK = 1 << 16 };
+    size_t nc = (n + CHUNK - 1) / CHUNK;
+    double *part = ep_malloc((nc ? nc : 1) * sizeof(double), "gradient norm partials");
+#pragma omp parallel for if (nc > 1)
+    for (size_t c = 0; c < nc; c++) {
+        size_t hi = (c + 1) * CHUNK < n ? (c + 1) * CHUNK : n;
+        double s = 0;
+        for (size_t i = c * CHUNK; i < hi; i++) s += (double)g[i] * g[i];
+        part[c] = s;
+    }
     double s = 0;
-    for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i];
-    return sqrt(s);
+    for (size_t c = 0; c < nc; c++) s += part[c];
+    free(part);
+    return s;
 }
+
+double grad_norm(const float *g, size_t n) { return sqrt(sum_squares(g, n)); }
 
 float clip_scale(double norm, double max_norm) {
     if (max_norm <= 0 || norm <= max_norm) return 1.0f;
@@ -186,6 +201,7 @@ float clip_scale(double norm, double max_norm) {
 
 void ema_update(float *ema, const float *p, size_t n, double decay) {
     float d = (float)decay, e = 1.0f - d;
+#pragma omp parallel for simd if (n > 65536)
     for (size_t i = 0; i < n; i++) ema[i] = d * ema[i] + e * p[i];
 }
 

@@ -352,9 +352,7 @@ double trainer_step(Trainer *tr, double *gnorm, double *lr_used) {
     dp_reduce_scatter_mean(&tr->dp, m->grads, cut, tr->comm_scratch);
     tr->comm_s = now_s() - c0;
     float *mine = m->grads + cut[tr->dp.rank];
-    double sq = 0;
-    for (size_t i = 0; i < cut[tr->dp.rank + 1] - cut[tr->dp.rank]; i++) sq += (double)mine[i] * mine[i];
-    *gnorm = sqrt(dp_sum(&tr->dp, sq));
+    *gnorm = sqrt(dp_sum(&tr->dp, sum_squares(mine, cut[tr->dp.rank + 1] - cut[tr->dp.rank])));
     double lr = lr_at(tr->step, tc->lr, tc->warmup, strcmp(tc->lr_schedule, "cosine") == 0, tc->min_lr, tc->steps);
     optim_step(&tr->opt, m->params, m->grads, m->grad_off, lr, clip_scale(*gnorm, tc->grad_clip));
     c0 = now_s();
