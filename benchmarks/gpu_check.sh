@@ -75,7 +75,7 @@ run gpu_train_tc 30 "${lib[@]}" ENTPROG_ATTN=tc "$bin/test_gpu" train
 # out-of-bounds and race checks of every kernel the op tests launch (where the machine's runtime allows it)
 if command -v compute-sanitizer > /dev/null; then
     run sanitizer_memcheck 90 "${lib[@]}" compute-sanitizer --tool memcheck --error-exitcode 3 "$bin/test_gpu" ops
-    run sanitizer_racecheck 90 "${lib[@]}" compute-sanitizer --tool racecheck --error-exitcode 3 "$bin/test_gpu" ops
+    run sanitizer_racecheck 60 "${lib[@]}" compute-sanitizer --tool racecheck --error-exitcode 3 "$bin/test_gpu" ops
 fi
 # the tiny deck trained by `entprog train` (an MPI singleton) on both backends: the curves must agree
 run gpu_train_e2e 60 "${lib[@]}" OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 HDF5_USE_FILE_LOCKING=FALSE \
