@@ -140,8 +140,10 @@ void model_forward(Model *m, const Batch *in, float *eps_hat) {
         forward(m, in, eps_hat);
         return;
     }
-    /* the trainer changes params on the host between passes */
-    ops_upload(m->w, m->params, m->pt.total * sizeof(float));
+    /* the trainer changes params on the host between passes; a forward-only
+     * model (sampling, CEI) has its final parameters by its first pass */
+    if (!m->forward_only || !m->w_current) ops_upload(m->w, m->params, m->pt.total * sizeof(float));
+    m->w_current = 1;
     Batch dev = stage_batch(m, in);
     forward(m, &dev, m->stage.eps);
     ops_download(eps_hat, m->stage.eps, out_floats(m) * sizeof(float));

@@ -71,7 +71,9 @@ typedef struct {
      * moves grads through cgrads, and inputs pass through `stage`. */
     float *w, *cgrads;
     int cgrads_zero;          /* cgrads is known to be all zero (model_zero_grads) */
-    int forward_only;         /* set before model_set_batch: no gradients, no backward scratch */
+    int forward_only;         /* set before model_set_batch: no gradients, no backward scratch; on a
+                                 GPU the parameters are uploaded once, at the first forward */
+    int w_current;            /* w holds params (forward-only models upload once) */
     struct {
         float *x, *ref, *pose, *eps, *deps;
         int *t;
