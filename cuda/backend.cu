@@ -21,6 +21,9 @@ static int pick_device(int count) {
     return count == 1 ? 0 : local % count;
 }
 
+/* Exists to ask whether this build has machine code (or PTX) the GPU can run. */
+__global__ static void probe_kernel(void) {}
+
 extern "C" int cuda_init(char *desc, size_t n) {
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
@@ -32,6 +35,15 @@ extern "C" int cuda_init(char *desc, size_t n) {
     CU(cudaSetDevice(dev));
     cudaDeviceProp p;
     CU(cudaGetDeviceProperties(&p, dev));
+    cudaFuncAttributes fa;
+    if (cudaFuncGetAttributes(&fa, probe_kernel) != cudaSuccess) {
+        cudaGetLastError();
+        snprintf(desc, n,
+                 "%s is sm_%d%d, and this build has no kernels for it: rebuild with "
+                 "-DCMAKE_CUDA_ARCHITECTURES=%d%d (the default is 90 plus the build machine's own GPU)",
+                 p.name, p.major, p.minor, p.major, p.minor);
+        return -1;
+    }
     if (!lt) {
         CUBLAS(cublasLtCreate(&lt));
         CU(cudaMalloc(&lt_ws, lt_ws_bytes));
@@ -54,8 +66,9 @@ extern "C" void *cuda_alloc(size_t bytes, const char *what) {
     unsigned char *p = NULL;
     cudaError_t e = cudaMalloc((void **)&p, bytes + HEADER);
     if (e != cudaSuccess)
-        ep_die("out of GPU memory allocating %zu bytes for %s (%zu in use): %s", bytes, what, in_use,
-               cudaGetErrorString(e));
+        ep_die("out of GPU memory allocating %zu bytes for %s (%zu in use): %s; a smaller train.batch, "
+               "frozen blocks (Ent-Prog) or more ranks (ZeRO-1) need less",
+               bytes, what, in_use, cudaGetErrorString(e));
     CU(cudaMemcpy(p, &bytes, sizeof bytes, cudaMemcpyHostToDevice));
     CU(cudaMemset(p + HEADER, 0, bytes));
     in_use += bytes;
