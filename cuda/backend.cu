@@ -67,7 +67,7 @@ extern "C" void *cuda_alloc(size_t bytes, const char *what) {
     cudaError_t e = cudaMalloc((void **)&p, bytes + HEADER);
     if (e != cudaSuccess)
         ep_die("out of GPU memory allocating %zu bytes for %s (%zu in use): %s; a smaller train.batch, "
-               "frozen blocks (Ent-Prog) or more ranks (ZeRO-1) need less",
+               "frozen blocks (Ent-Prog) need less",
                bytes, what, in_use, cudaGetErrorString(e));
     CU(cudaMemcpy(p, &bytes, sizeof bytes, cudaMemcpyHostToDevice));
     CU(cudaMemset(p + HEADER, 0, bytes));
