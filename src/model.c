@@ -118,7 +118,7 @@ static void backward(Model *m, const Batch *in, const float *deps) {
 /* ---- the host-facing pass: on CUDA, params and inputs go up, outputs and gradients come back ---- */
 
 static Batch stage_batch(Model *m, const Batch *in) {
-    if (ops_backend() == BACKEND_CPU) return *in;
+    if (ops_host_memory()) return *in;
     const ModelShape *s = &m->shape;
     size_t B = m->B, img = (size_t)s->C * s->H * s->W, pose = (size_t)s->F * s->Cp * (s->s * s->H) * (s->s * s->W);
     ops_upload(m->stage.x, in->x, B * s->F * img * sizeof(float));
@@ -136,7 +136,7 @@ static size_t out_floats(const Model *m) {
 }
 
 void model_forward(Model *m, const Batch *in, float *eps_hat) {
-    if (ops_backend() == BACKEND_CPU) {
+    if (ops_host_memory()) {
         forward(m, in, eps_hat);
         return;
     }
@@ -151,7 +151,7 @@ void model_forward(Model *m, const Batch *in, float *eps_hat) {
 
 void model_backward(Model *m, const Batch *in, const float *deps) {
     if (m->forward_only) ep_die("internal: model_backward on a forward-only model");
-    if (ops_backend() == BACKEND_CPU) {
+    if (ops_host_memory()) {
         backward(m, in, deps);
         return;
     }
@@ -168,7 +168,7 @@ void model_backward(Model *m, const Batch *in, const float *deps) {
 void model_zero_grads(Model *m) {
     /* On a GPU the next backward zeroes the device copy and overwrites the
      * host one whole: the host memset (3.7 GB at the paper shape) is skipped. */
-    if (ops_backend() == BACKEND_CPU) memset(m->grads, 0, m->grad_size * sizeof(float));
+    if (ops_host_memory()) memset(m->grads, 0, m->grad_size * sizeof(float));
     m->cgrads_zero = 1;
 }
 

@@ -91,7 +91,7 @@ static void layout_acts(Model *m, Carver *c) {
     /* im2col scratch of both passes: the largest conv is conv_in or a 3x3 over the full pose map */
     int cin = s->Cp > s->Cg ? s->Cp : s->Cg;
     m->g.col = take(c, op_conv2d_scratch_floats(cin, s->s * s->H, s->s * s->W, 3));
-    if (ops_backend() != BACKEND_CPU) { /* inputs and outputs pass through here on their way to the device */
+    if (!ops_host_memory()) { /* inputs and outputs pass through here on their way to the device */
         size_t img = (size_t)s->C * s->H * s->W, bytes = ((size_t)B + 3) / 4, hw0 = (size_t)(s->s * s->H) * (s->s * s->W);
         m->stage.x = take(c, BF * img);
         m->stage.ref = take(c, (size_t)B * img);
@@ -196,7 +196,7 @@ static void alloc_grads(Model *m) {
     m->cgrads_zero = 0;
     m->grads = mem_alloc(m->grad_cap * sizeof(float), "gradients");
     ops_pin(m->grads, m->grad_cap * sizeof(float));
-    m->cgrads = ops_backend() == BACKEND_CPU ? m->grads : ops_alloc(m->grad_cap * sizeof(float), "device gradients");
+    m->cgrads = ops_host_memory() ? m->grads : ops_alloc(m->grad_cap * sizeof(float), "device gradients");
 }
 
 /* A fixed table computed on the host, placed in backend memory. */
@@ -211,7 +211,7 @@ void model_create(Model *m, const ModelShape *shape) {
     m->shape = *shape;
     param_table_build(&m->pt, shape);
     m->params = mem_alloc(m->pt.total * sizeof(float), "parameters");
-    m->w = ops_backend() == BACKEND_CPU ? m->params : ops_alloc(m->pt.total * sizeof(float), "device parameters");
+    m->w = ops_host_memory() ? m->params : ops_alloc(m->pt.total * sizeof(float), "device parameters");
     ops_pin(m->params, m->pt.total * sizeof(float)); /* uploaded every forward on a GPU */
     m->trainable = ep_malloc(m->pt.n, "trainable mask");
     memset(m->trainable, 1, m->pt.n);

@@ -14,6 +14,16 @@
 
 static Backend backend = BACKEND_CPU;
 static char desc[256];
+static int sim_device = -1;
+
+int ops_host_memory(void) {
+    if (backend == BACKEND_CUDA) return 0;
+    if (sim_device < 0) {
+        const char *e = getenv("ENTPROG_SIM_DEVICE");
+        sim_device = e && *e && strcmp(e, "0") != 0;
+    }
+    return !sim_device;
+}
 
 int ops_cuda_built(void) {
 #ifdef ENTPROG_CUDA
@@ -34,7 +44,8 @@ void ops_select(Backend b) {
                "use backend = cpu or rebuild on a machine with the CUDA toolkit");
 #endif
     } else {
-        snprintf(desc, sizeof desc, "CPU, %d OpenMP threads, fp32", omp_get_max_threads());
+        snprintf(desc, sizeof desc, "CPU, %d OpenMP threads, fp32%s", omp_get_max_threads(),
+                 ops_host_memory() ? "" : " (ENTPROG_SIM_DEVICE: separate backend copies, as on a GPU)");
     }
     backend = b;
 }

@@ -23,6 +23,11 @@ const char *ops_backend_name(void);
 /* One line naming the device (the CPU threads, or the GPU and its memory). */
 const char *ops_device_desc(void);
 int ops_cuda_built(void);
+/* 1 when backend memory is host memory that host code may use directly
+ * (the CPU backend). 0 on CUDA, and on the CPU with ENTPROG_SIM_DEVICE=1:
+ * a test mode in which the CPU backend keeps its own copies as a GPU would,
+ * so every upload/download path runs (and must give identical results). */
+int ops_host_memory(void);
 void *ops_alloc(size_t bytes, const char *what); /* zeroed; dies naming `what` */
 void ops_free(void *p);
 void ops_upload(void *dst, const void *host_src, size_t bytes);
