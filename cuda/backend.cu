@@ -10,8 +10,8 @@ static size_t in_use, peak;
 static cublasLtHandle_t lt;
 static void *lt_ws;
 static size_t lt_ws_bytes = 64u << 20;
-static float *ws[4];
-static size_t ws_cap[4];
+static float *ws[5];
+static size_t ws_cap[5];
 
 /* The GPU of this process: the only visible one, else the node-local MPI rank's. */
 static int pick_device(int count) {
@@ -106,7 +106,7 @@ extern "C" size_t cuda_mem_in_use(void) { return in_use; }
 /* The peak also counts the backend's own workspaces. */
 extern "C" size_t cuda_mem_peak(void) {
     size_t w = lt_ws ? lt_ws_bytes : 0;
-    for (int i = 0; i < 4; i++) w += ws_cap[i] * sizeof(float);
+    for (int i = 0; i < 5; i++) w += ws_cap[i] * sizeof(float);
     return peak + w;
 }
 extern "C" void cuda_mem_reset_peak(void) { peak = in_use; }

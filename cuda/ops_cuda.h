@@ -10,6 +10,7 @@ extern "C" {
 #include "ops_list.h"
 #undef OP
 size_t cuda_attention_state_floats(const AttnShape *a);
+double cuda_sum_squares(const float *x, size_t n);
 size_t cuda_attention_scratch_floats(const AttnShape *a);
 
 /* 0 and a description of the device when a GPU is usable, else -1 and why. */

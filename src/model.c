@@ -140,9 +140,10 @@ void model_forward(Model *m, const Batch *in, float *eps_hat) {
         forward(m, in, eps_hat);
         return;
     }
-    /* the trainer changes params on the host between passes; a forward-only
-     * model (sampling, CEI) has its final parameters by its first pass */
-    if (!m->forward_only || !m->w_current) ops_upload(m->w, m->params, m->pt.total * sizeof(float));
+    /* a plain model uploads before every pass (its user may have changed params);
+     * forward-only and resident models only when params changed on the host */
+    if (!m->w_current || !(m->forward_only || m->resident))
+        ops_upload(m->w, m->params, m->pt.total * sizeof(float));
     m->w_current = 1;
     Batch dev = stage_batch(m, in);
     forward(m, &dev, m->stage.eps);
@@ -161,8 +162,27 @@ void model_backward(Model *m, const Batch *in, const float *deps) {
     if (m->cgrads_zero) op_zero(m->cgrads, m->grad_size);
     else ops_upload(m->cgrads, m->grads, m->grad_size * sizeof(float));
     backward(m, &dev, m->stage.deps);
-    ops_download(m->grads, m->cgrads, m->grad_size * sizeof(float));
+    if (!m->resident) ops_download(m->grads, m->cgrads, m->grad_size * sizeof(float));
     m->cgrads_zero = 0;
+}
+
+void model_params_to_host(Model *m) {
+    if (ops_host_memory() || m->host_current) return;
+    ops_download(m->params, m->w, m->pt.total * sizeof(float));
+    m->host_current = 1;
+}
+
+void model_params_written(Model *m) {
+    m->w_current = 0;
+    m->host_current = 1;
+}
+
+void model_params_changed_on_device(Model *m) {
+    if (!ops_host_memory()) m->host_current = 0;
+}
+
+void model_grads_to_host(Model *m) {
+    if (!ops_host_memory()) ops_download(m->grads, m->cgrads, m->grad_size * sizeof(float));
 }
 
 void model_zero_grads(Model *m) {

@@ -73,7 +73,10 @@ typedef struct {
     int cgrads_zero;          /* cgrads is known to be all zero (model_zero_grads) */
     int forward_only;         /* set before model_set_batch: no gradients, no backward scratch; on a
                                  GPU the parameters are uploaded once, at the first forward */
-    int w_current;            /* w holds params (forward-only models upload once) */
+    int w_current;            /* w holds the latest parameters (else the next forward uploads them) */
+    int resident;             /* the trainer's mode: w is the authoritative copy, updated on the device;
+                                 params is a mirror (model_params_to_host), gradients stay in cgrads */
+    int host_current;         /* params holds the latest parameters */
     struct {
         float *x, *ref, *pose, *eps, *deps;
         int *t;
@@ -110,6 +113,15 @@ static inline int model_input_end(const Model *m) { return m->pt.blk0; }
  * unless m->forward_only (inference: sample, cei, predict) is set first. */
 void model_set_batch(Model *m, int B, int F);
 void model_destroy(Model *m);
+/* The parameter mirror in resident mode (all no-ops where backend memory is host memory):
+ * to_host before host code reads params; written after it writes them (the next
+ * forward uploads); changed_on_device after the device copy was updated. */
+void model_params_to_host(Model *m);
+void model_params_written(Model *m);
+void model_params_changed_on_device(Model *m);
+/* Resident mode: host grads := the device gradients (they stay on the device otherwise). */
+void model_grads_to_host(Model *m);
+
 /* grads := 0 for the next backward, which then starts from zero on the
  * device instead of uploading the host gradients. On a GPU the host copy is
  * only refreshed by that backward: call it right before one. */

@@ -212,7 +212,8 @@ void model_create(Model *m, const ModelShape *shape) {
     param_table_build(&m->pt, shape);
     m->params = mem_alloc(m->pt.total * sizeof(float), "parameters");
     m->w = ops_host_memory() ? m->params : ops_alloc(m->pt.total * sizeof(float), "device parameters");
-    ops_pin(m->params, m->pt.total * sizeof(float)); /* uploaded every forward on a GPU */
+    ops_pin(m->params, m->pt.total * sizeof(float)); /* crosses to the device on a GPU */
+    m->host_current = 1;
     m->trainable = ep_malloc(m->pt.n, "trainable mask");
     memset(m->trainable, 1, m->pt.n);
     m->grad_off = ep_malloc(m->pt.n * sizeof(size_t), "gradient layout");

@@ -129,6 +129,7 @@ void ops_mem_reset_peak(void) { PICK(mem_reset_peak, ()); }
 static void cpu_sync(void) {}
 void ops_sync(void) { PICK(sync, ()); }
 
+double op_sum_squares(const float *x, size_t n) { return PICK(sum_squares, (x, n)); }
 size_t op_attention_state_floats(const AttnShape *a) { return PICK(attention_state_floats, (a)); }
 size_t op_attention_scratch_floats(const AttnShape *a) { return PICK(attention_scratch_floats, (a)); }
 

@@ -79,6 +79,18 @@ void op_gelu_tanh(float *out, const float *x, size_t n);
 void op_gelu_tanh_backward(float *dx, const float *dout, const float *x, size_t n);
 void op_zero(float *p, size_t n);
 
+/* ---- optimizer ---- */
+/* One AdamW update of n values (bias corrections folded into step and rbc2 by the caller):
+ * m = b1 m + (1-b1) g', v = b2 v + (1-b2) g'^2, p = p decay - step m / (sqrt(v) rbc2 + eps), g' = g grad_scale. */
+void op_adamw(float *p, const float *g, float *m, float *v, size_t n, float b1, float b2, float step, float rbc2,
+              float eps, float decay, float grad_scale);
+/* SGD with momentum and L2 weight decay: g' = g grad_scale + wd p, m = mu m + g', p -= lr m. */
+void op_sgd(float *p, const float *g, float *m, size_t n, float mu, float wd, float lr, float grad_scale);
+/* ema = decay ema + (1 - decay) p. */
+void op_ema(float *ema, const float *p, size_t n, float decay);
+/* sum x_i^2 in double, in fixed chunks of 65536 summed in order (the same for any thread count). */
+double op_sum_squares(const float *x, size_t n);
+
 /* ---- attention ----
  * A batch of Z1 x Z2 independent problems of nq query rows each (z1: the
  * sample, z2: its frame or spatial position). Problem (z1,z2) row r of the

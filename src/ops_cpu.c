@@ -7,6 +7,9 @@
 #include "fastmath.h"
 #include <cblas.h>
 #include <omp.h>
+#include "die.h"
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 void openblas_set_num_threads(int);
@@ -289,4 +292,52 @@ void cpu_copy_unless(float *dst, const float *src, const uint8_t *drop, int B, s
         if (drop[i]) memset(dst + i * n, 0, n * sizeof(float));
         else memcpy(dst + i * n, src + i * n, n * sizeof(float));
     }
+}
+
+/* ---- optimizer ---- */
+
+void cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, float b1, float b2, float step, float rbc2,
+               float eps, float decay, float grad_scale) {
+#pragma omp parallel for simd if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] * grad_scale;
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+        p[i] = p[i] * decay - step * m[i] / (sqrtf(v[i]) * rbc2 + eps);
+    }
+}
+
+void cpu_sgd(float *p, const float *g, float *m, size_t n, float mu, float wd, float lr, float grad_scale) {
+#pragma omp parallel for simd if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] * grad_scale + wd * p[i];
+        m[i] = mu * m[i] + gi;
+        p[i] -= lr * m[i];
+    }
+}
+
+void cpu_ema(float *ema, const float *p, size_t n, float decay) {
+    float e = 1.0f - decay;
+#pragma omp parallel for simd if (n > 65536)
+    for (size_t i = 0; i < n; i++) ema[i] = decay * ema[i] + e * p[i];
+}
+
+/* Fixed chunks summed in order: the same result for any number of threads
+ * (a paper-size model has ~1e9 values: one thread would take a second). */
+double cpu_sum_squares(const float *g, size_t n) {
+    enum { CHUNK = 1 << 16 };
+    size_t nc = (n + CHUNK - 1) / CHUNK;
+    double *part = malloc((nc ? nc : 1) * sizeof(double));
+    if (!part) ep_die("out of memory for %zu partial sums", nc);
+#pragma omp parallel for if (nc > 1)
+    for (size_t c = 0; c < nc; c++) {
+        size_t hi = (c + 1) * CHUNK < n ? (c + 1) * CHUNK : n;
+        double s = 0;
+        for (size_t i = c * CHUNK; i < hi; i++) s += (double)g[i] * g[i];
+        part[c] = s;
+    }
+    double s = 0;
+    for (size_t c = 0; c < nc; c++) s += part[c];
+    free(part);
+    return s;
 }

@@ -8,6 +8,7 @@
 #include "ops_list.h"
 #undef OP
 size_t cpu_attention_state_floats(const AttnShape *a);
+double cpu_sum_squares(const float *x, size_t n);
 size_t cpu_attention_scratch_floats(const AttnShape *a);
 
 /* One attention problem: nq queries against one or two key/value sets (rows

@@ -1,6 +1,8 @@
 #include "optim.h"
 #include "die.h"
 #include "mem.h"
+#include "ops.h"
+#include "ops_cpu.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +30,8 @@ static void part(const Optimizer *o, const ParamInfo *p, size_t *a, size_t *b) {
 }
 
 void optim_destroy(Optimizer *o) {
-    mem_free(o->m);
-    mem_free(o->v);
+    ops_free(o->m);
+    ops_free(o->v);
     free(o->off);
     free(o->t);
     memset(o, 0, sizeof *o);
@@ -37,20 +39,20 @@ void optim_destroy(Optimizer *o) {
 
 void optim_copy(Optimizer *dst, const Optimizer *src) {
     const ParamTable *pt = src->pt;
-    mem_free(dst->m);
-    mem_free(dst->v);
+    ops_free(dst->m);
+    ops_free(dst->v);
     size_t *off = dst->off;
     long long *t = dst->t;
     *dst = *src;
     dst->off = off, dst->t = t;
     memcpy(dst->off, src->off, pt->n * sizeof(size_t));
     memcpy(dst->t, src->t, pt->n * sizeof(long long));
-    dst->m = mem_alloc(src->size * sizeof(float), "optimizer moments");
-    if (src->size) memcpy(dst->m, src->m, src->size * sizeof(float));
+    dst->m = ops_alloc(src->size * sizeof(float), "optimizer moments");
+    ops_copy(dst->m, src->m, src->size * sizeof(float));
     dst->v = NULL;
     if (src->v) {
-        dst->v = mem_alloc(src->size * sizeof(float), "optimizer moments");
-        if (src->size) memcpy(dst->v, src->v, src->size * sizeof(float));
+        dst->v = ops_alloc(src->size * sizeof(float), "optimizer moments");
+        ops_copy(dst->v, src->v, src->size * sizeof(float));
     }
 }
 
@@ -63,20 +65,20 @@ void optim_fit(Optimizer *o, const uint8_t *keep) {
         off[i] = keep[i] ? size : NONE;
         if (keep[i]) size += b - a;
     }
-    float *m = mem_alloc(size * sizeof(float), "optimizer moments");
-    float *v = o->kind == OPT_ADAMW ? mem_alloc(size * sizeof(float), "optimizer moments") : NULL;
+    float *m = ops_alloc(size * sizeof(float), "optimizer moments");
+    float *v = o->kind == OPT_ADAMW ? ops_alloc(size * sizeof(float), "optimizer moments") : NULL;
     for (int i = 0; i < pt->n; i++) {
         if (off[i] != NONE && o->off[i] != NONE) {
             size_t a, b;
             part(o, &pt->info[i], &a, &b);
             size_t n = (b - a) * sizeof(float);
-            memcpy(m + off[i], o->m + o->off[i], n);
-            if (v) memcpy(v + off[i], o->v + o->off[i], n);
+            ops_copy(m + off[i], o->m + o->off[i], n);
+            if (v) ops_copy(v + off[i], o->v + o->off[i], n);
         }
         if (off[i] == NONE || o->off[i] == NONE) o->t[i] = 0; /* released or new: counts restart */
     }
-    mem_free(o->m);
-    mem_free(o->v);
+    ops_free(o->m);
+    ops_free(o->v);
     free(o->off);
     o->m = m, o->v = v, o->off = off, o->size = size;
 }
@@ -94,13 +96,26 @@ size_t optim_gather(const Optimizer *o, MPI_Comm comm, float **m_full, float **v
     *v_full = o->v ? mem_alloc((size_t)total * sizeof(float), "gathered moments") : NULL;
     int *cnt = ep_malloc(2 * R * sizeof(int), "shard sizes"), *dsp = cnt + R;
     for (int r = 0, at = 0; r < R; r++) cnt[r] = (int)sizes[r], dsp[r] = at, at += cnt[r];
-    if (R > 1) {
-        MPI_Allgatherv(o->m, (int)mine, MPI_FLOAT, *m_full, cnt, dsp, MPI_FLOAT, comm);
-        if (o->v) MPI_Allgatherv(o->v, (int)mine, MPI_FLOAT, *v_full, cnt, dsp, MPI_FLOAT, comm);
-    } else if (mine) {
-        memcpy(*m_full, o->m, (size_t)mine * sizeof(float));
-        if (o->v) memcpy(*v_full, o->v, (size_t)mine * sizeof(float));
+    /* MPI works on host memory: this shard's moments come down first when they live on a device */
+    size_t bytes = (size_t)mine * sizeof(float);
+    float *hm = o->m, *hv = o->v;
+    if (!ops_host_memory()) {
+        hm = mem_alloc(bytes, "moments on the host");
+        ops_download(hm, o->m, bytes);
+        if (o->v) {
+            hv = mem_alloc(bytes, "moments on the host");
+            ops_download(hv, o->v, bytes);
+        }
     }
+    if (R > 1) {
+        MPI_Allgatherv(hm, (int)mine, MPI_FLOAT, *m_full, cnt, dsp, MPI_FLOAT, comm);
+        if (o->v) MPI_Allgatherv(hv, (int)mine, MPI_FLOAT, *v_full, cnt, dsp, MPI_FLOAT, comm);
+    } else if (mine) {
+        memcpy(*m_full, hm, bytes);
+        if (o->v) memcpy(*v_full, hv, bytes);
+    }
+    if (hm != o->m) mem_free(hm);
+    if (hv != o->v) mem_free(hv);
     free(cnt);
     free(sizes);
     return (size_t)total;
@@ -108,8 +123,8 @@ size_t optim_gather(const Optimizer *o, MPI_Comm comm, float **m_full, float **v
 
 void optim_scatter(Optimizer *o, const uint8_t *keep, size_t lo, size_t hi, const float *m_full, const float *v_full) {
     const ParamTable *pt = o->pt;
-    mem_free(o->m);
-    mem_free(o->v);
+    ops_free(o->m);
+    ops_free(o->v);
     o->m = o->v = NULL;
     o->size = 0;
     for (int i = 0; i < pt->n; i++) o->off[i] = NONE;
@@ -124,35 +139,18 @@ void optim_scatter(Optimizer *o, const uint8_t *keep, size_t lo, size_t hi, cons
         if (!keep[i]) continue;
         size_t a, b;
         part(o, &pt->info[i], &a, &b);
-        memcpy(o->m + o->off[i], m_full + full + a, (b - a) * sizeof(float));
-        if (o->v) memcpy(o->v + o->off[i], v_full + full + a, (b - a) * sizeof(float));
+        ops_upload(o->m + o->off[i], m_full + full + a, (b - a) * sizeof(float));
+        if (o->v) ops_upload(o->v + o->off[i], v_full + full + a, (b - a) * sizeof(float));
         full += pt->info[i].numel;
     }
 }
 
+/* The bias corrections and step size of update t, folded into op_adamw's scalars. */
 static void adamw_tensor(const Optimizer *o, float *p, const float *g, float *m, float *v, size_t n, long long t,
                          double lr, float grad_scale) {
-    float b1 = (float)o->beta1, b2 = (float)o->beta2;
     double bc1 = 1.0 - pow(o->beta1, (double)t), bc2 = 1.0 - pow(o->beta2, (double)t);
-    float step = (float)(lr / bc1), rbc2 = (float)(1.0 / sqrt(bc2)), eps = (float)o->eps;
-    float decay = (float)(1.0 - lr * o->weight_decay);
-#pragma omp parallel for simd if (n > 65536)
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i] * grad_scale;
-        m[i] = b1 * m[i] + (1.0f - b1) * gi;
-        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-        p[i] = p[i] * decay - step * m[i] / (sqrtf(v[i]) * rbc2 + eps);
-    }
-}
-
-static void sgd_tensor(const Optimizer *o, float *p, const float *g, float *m, size_t n, double lr, float grad_scale) {
-    float mu = (float)o->momentum, wd = (float)o->weight_decay, lrf = (float)lr;
-#pragma omp parallel for simd if (n > 65536)
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i] * grad_scale + wd * p[i];
-        m[i] = mu * m[i] + gi;
-        p[i] -= lrf * m[i];
-    }
+    op_adamw(p, g, m, v, n, (float)o->beta1, (float)o->beta2, (float)(lr / bc1), (float)(1.0 / sqrt(bc2)),
+             (float)o->eps, (float)(1.0 - lr * o->weight_decay), grad_scale);
 }
 
 void optim_step(Optimizer *o, float *params, const float *grads, const size_t *grad_off, double lr, float grad_scale) {
@@ -169,28 +167,12 @@ void optim_step(Optimizer *o, float *params, const float *grads, const size_t *g
             adamw_tensor(o, params + p->offset + a, grads + grad_off[i] + a, o->m + o->off[i], o->v + o->off[i], b - a,
                          o->t[i], lr, grad_scale);
         else
-            sgd_tensor(o, params + p->offset + a, grads + grad_off[i] + a, o->m + o->off[i], b - a, lr, grad_scale);
+            op_sgd(params + p->offset + a, grads + grad_off[i] + a, o->m + o->off[i], b - a, (float)o->momentum,
+                   (float)o->weight_decay, (float)lr, grad_scale);
     }
 }
 
-/* Fixed chunks summed in order: the same result for any number of threads
- * (a paper-size model has ~1e9 values: one thread would take a second). */
-double sum_squares(const float *g, size_t n) {
-    enum { CHUNK = 1 << 16 };
-    size_t nc = (n + CHUNK - 1) / CHUNK;
-    double *part = ep_malloc((nc ? nc : 1) * sizeof(double), "gradient norm partials");
-#pragma omp parallel for if (nc > 1)
-    for (size_t c = 0; c < nc; c++) {
-        size_t hi = (c + 1) * CHUNK < n ? (c + 1) * CHUNK : n;
-        double s = 0;
-        for (size_t i = c * CHUNK; i < hi; i++) s += (double)g[i] * g[i];
-        part[c] = s;
-    }
-    double s = 0;
-    for (size_t c = 0; c < nc; c++) s += part[c];
-    free(part);
-    return s;
-}
+double sum_squares(const float *g, size_t n) { return cpu_sum_squares(g, n); }
 
 double grad_norm(const float *g, size_t n) { return sqrt(sum_squares(g, n)); }
 
@@ -199,11 +181,7 @@ float clip_scale(double norm, double max_norm) {
     return (float)(max_norm / (norm + 1e-6));
 }
 
-void ema_update(float *ema, const float *p, size_t n, double decay) {
-    float d = (float)decay, e = 1.0f - d;
-#pragma omp parallel for simd if (n > 65536)
-    for (size_t i = 0; i < n; i++) ema[i] = d * ema[i] + e * p[i];
-}
+void ema_update(float *ema, const float *p, size_t n, double decay) { op_ema(ema, p, n, (float)decay); }
 
 double lr_at(long long step, double lr, int warmup, int cosine, double min_lr, long long total) {
     if (warmup > 0 && step < warmup) return lr * (double)(step + 1) / warmup;

@@ -112,6 +112,7 @@ static size_t *packed_cuts(Trainer *tr) {
 static void share_params(Trainer *tr, const size_t *cut) {
     Model *m = &tr->model;
     if (tr->dp.size == 1) return;
+    model_params_to_host(m); /* over MPI on the host (NCCL on device buffers is to come) */
     for (int i = 0; i < m->pt.n; i++)
         if (m->grad_off[i] != NO_GRAD)
             memcpy(m->grads + m->grad_off[i], m->params + m->pt.info[i].offset, m->pt.info[i].numel * sizeof(float));
@@ -119,6 +120,7 @@ static void share_params(Trainer *tr, const size_t *cut) {
     for (int i = 0; i < m->pt.n; i++)
         if (m->grad_off[i] != NO_GRAD)
             memcpy(m->params + m->pt.info[i].offset, m->grads + m->grad_off[i], m->pt.info[i].numel * sizeof(float));
+    model_params_written(m);
 }
 
 static Batch as_batch(const BatchBuffers *b) {
@@ -192,6 +194,34 @@ static void add_arrays(CkptState *s, Trainer *tr, int with_progress) {
     s->arrays[s->n_arrays++] = (CkptArray){"progress", progress_vec, 1, PROG_STATE_LEN, 1, 0};
 }
 
+/* Host copies of the optimizer moments and EMA weights when they live on a
+ * device (checkpoint I/O runs on the host); the state itself elsewhere. */
+typedef struct {
+    float *m, *v, *ema;
+} HostCopies;
+
+static void host_copies(Trainer *tr, CkptState *s, HostCopies *h, int download) {
+    memset(h, 0, sizeof *h);
+    if (ops_host_memory()) return;
+    size_t nm = tr->opt.size * sizeof(float), np = tr->model.pt.total * sizeof(float);
+    h->m = s->m = mem_alloc(nm, "moments on the host");
+    if (tr->opt.v) h->v = s->v = mem_alloc(nm, "moments on the host");
+    if (tr->ema) h->ema = s->ema = mem_alloc(np, "EMA on the host");
+    if (!download) return;
+    ops_download(h->m, tr->opt.m, nm);
+    if (h->v) ops_download(h->v, tr->opt.v, nm);
+    if (h->ema) ops_download(h->ema, tr->ema, np);
+}
+
+/* After a load into host copies: up to the device, then freed. */
+static void host_copies_done(Trainer *tr, HostCopies *h, int upload) {
+    size_t nm = tr->opt.size * sizeof(float), np = tr->model.pt.total * sizeof(float);
+    if (upload && h->m) ops_upload(tr->opt.m, h->m, nm);
+    if (upload && h->v) ops_upload(tr->opt.v, h->v, nm);
+    if (upload && h->ema) ops_upload(tr->ema, h->ema, np);
+    mem_free(h->m), mem_free(h->v), mem_free(h->ema);
+}
+
 static CkptState ckpt_state(Trainer *tr) {
     CkptState s = {.pt = &tr->model.pt, .shape = tr->model.shape, .params = tr->model.params,
                    .m = tr->opt.m, .v = tr->opt.v, .opt_off = tr->opt.off, .opt_t = tr->opt.t, .ema = tr->ema,
@@ -246,6 +276,7 @@ void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
     tr->val = dataset_open(path, &deck->model, deck->data.frame_stride);
 
     model_create(&tr->model, &deck->model);
+    tr->model.resident = 1; /* parameters, gradients, moments and EMA live in backend memory */
     tr->mask = ep_malloc(tr->model.pt.n, "trainable mask");
     prog_init(&tr->prog, deck);
     optim_create(&tr->opt, strcmp(tc->optimizer, "sgd") == 0 ? OPT_SGD : OPT_ADAMW, &tr->model.pt);
@@ -255,7 +286,7 @@ void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
     tr->cut = ep_malloc((tr->dp.size + 1) * sizeof(size_t), "shard cuts");
     tr->opt.beta1 = tc->beta1, tr->opt.beta2 = tc->beta2, tr->opt.eps = tc->eps;
     tr->opt.weight_decay = tc->weight_decay, tr->opt.momentum = tc->momentum;
-    if (tc->ema > 0) tr->ema = mem_alloc(tr->model.pt.total * sizeof(float), "EMA weights");
+    if (tc->ema > 0) tr->ema = ops_alloc(tr->model.pt.total * sizeof(float), "EMA weights");
     diffusion_init(&tr->diff);
     alloc_buffers(&tr->buf, &tr->model.shape, tc->batch);
     rng_seed_stream(&tr->rng, tc->seed, STREAM_TRAIN);
@@ -267,7 +298,10 @@ void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
         optim_fit(&tr->opt, tr->mask);
         CkptState s = ckpt_state(tr);
         s.m = tr->opt.m, s.v = tr->opt.v, s.opt_off = tr->opt.off;
+        HostCopies hc;
+        host_copies(tr, &s, &hc, 0);
         int flags = ckpt_load(resume, &s, MPI_COMM_WORLD);
+        host_copies_done(tr, &hc, 1);
         if (!(flags & CKPT_HAS_STATE) || !(flags & CKPT_HAS_OPT))
             ep_die("--resume '%s' is a weights file without training state; use train.init to start from it", resume);
         if (tr->ema && !(flags & CKPT_HAS_EMA))
@@ -292,7 +326,8 @@ void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
         param_init(&tr->model.pt, &deck->model, tr->model.params, &init);
         how = "initialised from scratch";
     }
-    if (tr->ema && !resume) memcpy(tr->ema, tr->model.params, tr->model.pt.total * sizeof(float));
+    model_params_written(&tr->model); /* loaded or initialised on the host: the first forward uploads */
+    if (tr->ema && !resume) ops_upload(tr->ema, tr->model.params, tr->model.pt.total * sizeof(float));
 
     /* the trainable set of the current state, then memory for it */
     Prog *p = &tr->prog;
@@ -321,8 +356,8 @@ void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
     if (tr->rank == 0) {
         char arch[96];
         shape_describe(&deck->model, arch, sizeof arch);
-        printf("entprog train: %s, %zu parameters, backend cpu, %s at step %lld, method %s\n", arch,
-               tr->model.pt.total, how, tr->step, prog_method_name(tr->prog.method));
+        printf("entprog train: %s, %zu parameters, backend %s, %s at step %lld, method %s\n", arch,
+               tr->model.pt.total, ops_backend_name(), how, tr->step, prog_method_name(tr->prog.method));
         printf("  data %s (%d train / %d val videos), batch %d x %d frames on each of %d rank%s, %d steps, out_dir %s\n",
                deck->data.dir, dataset_videos(tr->train), dataset_videos(tr->val), tc->batch, deck->model.F,
                tr->dp.size, tr->dp.size > 1 ? "s" : "", tc->steps, tc->out_dir);
@@ -345,20 +380,24 @@ double trainer_step(Trainer *tr, double *gnorm, double *lr_used) {
     model_forward(m, &batch, tr->buf.eps_hat);
     double loss = dp_sum(&tr->dp, mse_loss(tr->buf.eps_hat, tr->buf.eps, tr->buf.deps, n)) / tr->dp.size;
     model_zero_grads(m);
-    model_backward(m, &batch, tr->buf.deps);
+    model_backward(m, &batch, tr->buf.deps); /* the gradients stay in backend memory (m->cgrads) */
     /* ZeRO-1: average the gradients into each rank's shard, update the shard, share the result */
-    size_t *cut = packed_cuts(tr);
+    size_t *cut = packed_cuts(tr), lo = cut[tr->dp.rank], n_mine = cut[tr->dp.rank + 1] - lo;
     double c0 = now_s();
-    dp_reduce_scatter_mean(&tr->dp, m->grads, cut, tr->comm_scratch);
+    if (tr->dp.size > 1) { /* over MPI on the host (NCCL on device buffers is to come) */
+        model_grads_to_host(m);
+        dp_reduce_scatter_mean(&tr->dp, m->grads, cut, tr->comm_scratch);
+        ops_upload(m->cgrads + lo, m->grads + lo, n_mine * sizeof(float));
+    }
     tr->comm_s = now_s() - c0;
-    float *mine = m->grads + cut[tr->dp.rank];
-    *gnorm = sqrt(dp_sum(&tr->dp, sum_squares(mine, cut[tr->dp.rank + 1] - cut[tr->dp.rank])));
+    *gnorm = sqrt(dp_sum(&tr->dp, op_sum_squares(m->cgrads + lo, n_mine)));
     double lr = lr_at(tr->step, tc->lr, tc->warmup, strcmp(tc->lr_schedule, "cosine") == 0, tc->min_lr, tc->steps);
-    optim_step(&tr->opt, m->params, m->grads, m->grad_off, lr, clip_scale(*gnorm, tc->grad_clip));
+    optim_step(&tr->opt, m->w, m->cgrads, m->grad_off, lr, clip_scale(*gnorm, tc->grad_clip));
+    model_params_changed_on_device(m);
     c0 = now_s();
     share_params(tr, cut);
     tr->comm_s += now_s() - c0;
-    if (tr->ema) ema_update(tr->ema, m->params, m->pt.total, tc->ema);
+    if (tr->ema) ema_update(tr->ema, m->w, m->pt.total, tc->ema);
     tr->step++;
     tr->samples_seen += m->B;
     *lr_used = lr;
@@ -415,8 +454,12 @@ static void prune_ckpts(const Trainer *tr) {
 void trainer_save(Trainer *tr) {
     char path[DECK_PATH_MAX + 32];
     ckpt_path(tr, tr->step, path, sizeof path);
+    model_params_to_host(&tr->model);
     CkptState s = ckpt_state(tr);
+    HostCopies hc;
+    host_copies(tr, &s, &hc, 1);
     ckpt_save(path, &s, MPI_COMM_WORLD);
+    host_copies_done(tr, &hc, 0);
     tr->last_saved = tr->step;
     if (tr->rank == 0) {
         if (tr->deck->train.keep_ckpts > 0) prune_ckpts(tr);
@@ -483,7 +526,7 @@ void trainer_free(Trainer *tr) {
     dataset_close(tr->train);
     dataset_close(tr->val);
     free_buffers(&tr->buf);
-    mem_free(tr->ema);
+    ops_free(tr->ema);
     free(tr->mask);
     free(tr->cut);
     mem_free(tr->comm_scratch);

@@ -84,10 +84,11 @@ static void snap_take(Snapshot *s, Trainer *tr, MPI_Comm comm) {
     size_t n = pt->total * sizeof(float);
     snap_free(s);
     s->params = mem_alloc(n, "search snapshot");
+    model_params_to_host(&tr->model);
     memcpy(s->params, tr->model.params, n);
     if (tr->ema) {
         s->ema = mem_alloc(n, "search snapshot");
-        memcpy(s->ema, tr->ema, n);
+        ops_download(s->ema, tr->ema, n);
     }
     s->moments = optim_gather(&tr->opt, comm, &s->m, &s->v);
     s->t = ep_malloc(pt->n * sizeof(long long), "search snapshot");
@@ -102,7 +103,8 @@ static void snap_give(const Snapshot *s, Trainer *tr) {
     const ParamTable *pt = &tr->model.pt;
     size_t n = pt->total * sizeof(float), lo, hi;
     memcpy(tr->model.params, s->params, n);
-    if (tr->ema) memcpy(tr->ema, s->ema, n);
+    model_params_written(&tr->model);
+    if (tr->ema) ops_upload(tr->ema, s->ema, n);
     dp_range(pt->total, tr->dp.rank, tr->dp.size, &lo, &hi);
     memcpy(tr->opt.t, s->t, pt->n * sizeof(long long));
     optim_scatter(&tr->opt, s->keep, lo, hi, s->m, s->v);

@@ -6,16 +6,19 @@ everything as the CUDA backend does, so every upload/download path runs; the
 results must be bit-identical to the plain CPU run. Covered: pre-training,
 Ent-Prog fine-tuning with the supernet and the trials search (trainable sets
 changing, snapshots), a resume, CEI and sampling with guidance.
-Usage: check_sim_device.py ENTPROG DECK WORKDIR"""
+Also on 2 MPI ranks (the gradients and the updated shards cross through the
+host; the trials search gathers and scatters moments).
+Usage: check_sim_device.py ENTPROG DECK WORKDIR MPIEXEC"""
 import os
 import shutil
+import subprocess
 import sys
 
 import h5py
 import numpy as np
 from e2e import Harness
 
-ENTPROG, DECK, WORK = sys.argv[1], os.path.abspath(sys.argv[2]), sys.argv[3]
+ENTPROG, DECK, WORK, MPIEXEC = sys.argv[1], os.path.abspath(sys.argv[2]), sys.argv[3], sys.argv[4]
 shutil.rmtree(WORK, ignore_errors=True)
 os.makedirs(WORK)
 H = Harness(ENTPROG, WORK)
@@ -89,4 +92,21 @@ run("sample", DECK, *SAMPLE, "--out", "s")
 sim("sample", DECK, *SAMPLE, "--out", "s_sim")
 check(same_h5(f"{WORK}/s/samples.h5", f"{WORK}/s_sim/samples.h5", ["/"]),
       "sampling with guidance (forward-only, parameters uploaded once): identical samples")
+
+
+def mpi2(sim_on, *args):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    if sim_on:
+        env["ENTPROG_SIM_DEVICE"] = "1"
+    p = subprocess.run([MPIEXEC, "--oversubscribe", "-n", "2", ENTPROG, *args], cwd=WORK, env=env,
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit(f"FAILED: mpiexec -n 2 entprog {' '.join(args)}\n{p.stdout}\n{p.stderr}")
+
+
+for name, extra in (("mpi_pre", PRE), ("mpi_trials", [*FT, *S("entprog.search=trials")])):
+    mpi2(0, "train", DECK, *extra, *S(f"train.out_dir={name}"))
+    mpi2(1, "train", DECK, *extra, *S(f"train.out_dir={name}_sim"))
+    check(rows(f"{WORK}/{name}/metrics.csv") == rows(f"{WORK}/{name}_sim/metrics.csv"),
+          f"2 ranks, {name[4:]}: the same curve, all digits")
 H.finish("separate-device-copy")
