@@ -1,17 +1,19 @@
-/* One model pass (forward + MSE loss + backward, with the host <-> device
- * traffic the trainer pays) timed on the deck's shape and batch, on the
- * chosen backend; model FLOPs are counted from the shapes by the ops
- * dispatcher, so MFU = FLOPs / time / peak. Frozen prefixes (--freeze K:
- * the input side and blocks 0..K-1) show what Ent-Prog's stages hold.
+/* One training step as the trainer runs it on one rank (forward + MSE loss +
+ * backward + AdamW, parameters, gradients and moments resident in backend
+ * memory), timed on the deck's shape and batch on the chosen backend; model
+ * FLOPs are counted from the shapes by the ops dispatcher, so MFU = FLOPs /
+ * time / peak. Frozen prefixes (--freeze K: the input side and blocks
+ * 0..K-1) show what Ent-Prog's stages hold.
  *
  *   bench_step <deck> [--backend cpu|cuda] [--batch B] [--steps N] [--warmup N]
  *              [--freeze K] [--peak TFLOPS] [--set section.key=value]...
- * Prints one line: key=value pairs (ms_per_pass, tflops, mfu, mem_mib, ...);
+ * Prints one line: key=value pairs (ms_per_step, tflops, mem_mib, ...), then mfu_percent;
  * with ENTPROG_PROFILE=1 also a table of time per op (warm-up included). */
 #include "deck.h"
 #include "die.h"
 #include "model.h"
 #include "ops.h"
+#include "optim.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,14 +58,19 @@ int main(int argc, char **argv) {
 
     Model m;
     model_create(&m, s);
-    if (freeze > 0) {
-        uint8_t *mask = calloc((size_t)m.pt.n, 1);
-        for (int i = m.pt.blk0; i < m.pt.n; i++) mask[i] = m.pt.info[i].block < 0 || m.pt.info[i].block >= freeze;
-        model_set_trainable(&m, mask, 1);
-        free(mask);
-    }
+    m.resident = 1;
+    uint8_t *mask = calloc((size_t)m.pt.n, 1);
+    for (int i = 0; i < m.pt.n; i++)
+        mask[i] = freeze == 0 || (i >= m.pt.blk0 && (m.pt.info[i].block < 0 || m.pt.info[i].block >= freeze));
+    model_set_trainable(&m, mask, 1);
     model_set_batch(&m, B, s->F);
     for (size_t i = 0; i < m.pt.total; i++) m.params[i] = 0.02f * frand();
+    model_params_written(&m);
+    Optimizer opt;
+    optim_create(&opt, OPT_ADAMW, &m.pt);
+    opt.beta1 = 0.9, opt.beta2 = 0.999, opt.eps = 1e-8, opt.weight_decay = 0.01;
+    optim_fit(&opt, mask);
+    free(mask);
 
     size_t img = (size_t)s->C * s->H * s->W, pimg = (size_t)s->Cp * s->s * s->H * s->s * s->W;
     size_t nx = (size_t)B * s->F * img;
@@ -89,16 +96,19 @@ int main(int argc, char **argv) {
         model_forward(&m, &b, out);
         loss = mse_loss(out, eps, deps, nx);
         model_backward(&m, &b, deps);
+        optim_step(&opt, m.w, m.cgrads, m.grad_off, 1e-4, 1.0f);
+        model_params_changed_on_device(&m);
     }
     ops_sync();
     double dt = (now() - t0) / steps, fl = (ops_flops() - f0) / steps;
     double tf = fl / dt / 1e12;
-    printf("backend=%s B=%d F=%d S=%d D=%d L=%d freeze=%d params=%zu trainable=%zu ms_per_pass=%.1f "
-           "gflop_per_pass=%.1f tflops=%.2f mem_mib=%.0f loss=%.5f device=\"%s\"\n",
+    printf("backend=%s B=%d F=%d S=%d D=%d L=%d freeze=%d params=%zu trainable=%zu ms_per_step=%.1f "
+           "gflop_per_step=%.1f tflops=%.2f mem_mib=%.0f loss=%.5f device=\"%s\"\n",
            ops_backend_name(), B, s->F, shape_S(s), s->D, s->L, freeze, m.pt.total, m.grad_size, 1e3 * dt, fl / 1e9, tf,
            ops_mem_peak() / 1048576.0, loss, ops_device_desc());
     if (peak > 0) printf("mfu_percent=%.1f (against %.0f TFLOP/s)\n", 100 * tf / peak, peak);
     ops_profile_report(stdout); /* ENTPROG_PROFILE=1: where the passes' time went, per op */
+    optim_destroy(&opt);
     model_destroy(&m);
     return isfinite(loss) ? 0 : 1;
 }

@@ -43,7 +43,7 @@ else
         { note "build failed: see $logf"; exit 1; }
     bin=$here/build-gpu
 fi
-for name in libcublasLt.so.13 libcudnn.so.9; do
+for name in libcublasLt.so.13 libcudnn.so.9 libnccl.so.2; do
     ldconfig -p | grep -q "$name" && continue
     f=$(find /usr/local /opt /usr/lib -name "$name*" 2>/dev/null | head -1)
     [ -n "$f" ] && libs=$libs:$(dirname "$f")
@@ -101,10 +101,10 @@ rm -f "$out/.step"
 # the table: one row per benchmark, from the key=value lines above
 {
     echo
-    echo "| what | ms per step/pass | TFLOP/s | MFU % | peak MiB |"
+    echo "| what | ms per step | TFLOP/s | MFU % | peak MiB |"
     echo "|---|---|---|---|---|"
-    awk '/^===== /{name=$2; sub(/:$/, "", name)} /ms_per_pass=/{ms=tf=mem="";
-         for(i=1;i<=NF;i++){split($i,kv,"="); if(kv[1]=="ms_per_pass")ms=kv[2]; if(kv[1]=="tflops")tf=kv[2]; if(kv[1]=="mem_mib")mem=kv[2]}
+    awk '/^===== /{name=$2; sub(/:$/, "", name)} /ms_per_step=/{ms=tf=mem="";
+         for(i=1;i<=NF;i++){split($i,kv,"="); if(kv[1]=="ms_per_step")ms=kv[2]; if(kv[1]=="tflops")tf=kv[2]; if(kv[1]=="mem_mib")mem=kv[2]}
          row[name]=ms" | "tf" | "}
          /^mfu_percent=/{split($1,kv,"="); mfu[name]=kv[2]}
          /mem_mib=/{for(i=1;i<=NF;i++){split($i,kv,"="); if(kv[1]=="mem_mib")m[name]=kv[2]}}

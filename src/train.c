@@ -2,6 +2,7 @@
 #include "ops.h"
 #include "checkpoint.h"
 #include "dp.h"
+#include "dp_nccl.h"
 #include <math.h>
 #include "die.h"
 #include "mem.h"
@@ -112,6 +113,16 @@ static size_t *packed_cuts(Trainer *tr) {
 static void share_params(Trainer *tr, const size_t *cut) {
     Model *m = &tr->model;
     if (tr->dp.size == 1) return;
+    if (tr->nccl) { /* the same exchange on the device copies */
+        for (int i = 0; i < m->pt.n; i++)
+            if (m->grad_off[i] != NO_GRAD)
+                ops_copy(m->cgrads + m->grad_off[i], m->w + m->pt.info[i].offset, m->pt.info[i].numel * sizeof(float));
+        dp_nccl_allgather(tr->nccl, m->cgrads, cut);
+        for (int i = 0; i < m->pt.n; i++)
+            if (m->grad_off[i] != NO_GRAD)
+                ops_copy(m->w + m->pt.info[i].offset, m->cgrads + m->grad_off[i], m->pt.info[i].numel * sizeof(float));
+        return;
+    }
     model_params_to_host(m); /* over MPI on the host (NCCL on device buffers is to come) */
     for (int i = 0; i < m->pt.n; i++)
         if (m->grad_off[i] != NO_GRAD)
@@ -267,6 +278,14 @@ void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
     const TrainConfig *tc = &deck->train;
     ops_select_named(tc->backend);
     dp_init(&tr->dp, MPI_COMM_WORLD);
+    const char *comm = getenv("ENTPROG_COMM");
+    if (comm && strcmp(comm, "nccl") && strcmp(comm, "mpi"))
+        ep_die("ENTPROG_COMM = '%s': expected nccl or mpi", comm);
+    if (comm && !strcmp(comm, "nccl") && tr->dp.size > 1) {
+        if (ops_backend() != BACKEND_CUDA) ep_die("ENTPROG_COMM=nccl needs train.backend = cuda");
+        tr->nccl = dp_nccl_create(&tr->dp);
+        if (!tr->nccl) ep_die("ENTPROG_COMM=nccl: this build has no NCCL (it was not found with the CUDA toolkit)");
+    }
     if (tr->rank == 0) printf("backend %s: %s\n", ops_backend_name(), ops_device_desc());
 
     char path[DECK_PATH_MAX + 16];
@@ -384,7 +403,9 @@ double trainer_step(Trainer *tr, double *gnorm, double *lr_used) {
     /* ZeRO-1: average the gradients into each rank's shard, update the shard, share the result */
     size_t *cut = packed_cuts(tr), lo = cut[tr->dp.rank], n_mine = cut[tr->dp.rank + 1] - lo;
     double c0 = now_s();
-    if (tr->dp.size > 1) { /* over MPI on the host (NCCL on device buffers is to come) */
+    if (tr->nccl) {
+        dp_nccl_reduce_scatter_mean(tr->nccl, m->cgrads, cut);
+    } else if (tr->dp.size > 1) { /* over MPI on the host */
         model_grads_to_host(m);
         dp_reduce_scatter_mean(&tr->dp, m->grads, cut, tr->comm_scratch);
         ops_upload(m->cgrads + lo, m->grads + lo, n_mine * sizeof(float));
@@ -527,6 +548,7 @@ void trainer_free(Trainer *tr) {
     dataset_close(tr->val);
     free_buffers(&tr->buf);
     ops_free(tr->ema);
+    dp_nccl_destroy(tr->nccl);
     free(tr->mask);
     free(tr->cut);
     mem_free(tr->comm_scratch);

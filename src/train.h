@@ -33,6 +33,7 @@ typedef struct {
     Prog prog;               /* what trains when (entprog.method) */
     uint8_t *mask;           /* [pt.n] scratch for trainable masks */
     Dp dp;                   /* data-parallel ranks */
+    struct DpNccl *nccl;     /* GPU ranks exchanging device buffers (ENTPROG_COMM=nccl), else NULL */
     size_t *cut;             /* [R+1] each rank's slice of the packed gradients */
     float *comm_scratch;     /* reduce-scatter receive buffer */
     double comm_s;           /* seconds the last step spent communicating */

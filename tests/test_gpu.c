@@ -457,12 +457,16 @@ static void test_model(void) {
     cuda_set_exact_gemm(0);
 }
 
-/* Losses of `steps` AdamW steps from the given parameters on the selected backend. */
+/* Losses of `steps` AdamW steps from the given parameters on the selected
+ * backend, the way the trainer runs them: parameters, gradients and moments
+ * resident in backend memory, the update on the device. */
 static void train_curve(const float *params, const Inputs *in, int steps, double *loss) {
     Model m;
     model_create(&m, &mid);
+    m.resident = 1;
     model_set_batch(&m, B, mid.F);
     memcpy(m.params, params, m.pt.total * sizeof(float));
+    model_params_written(&m);
     Optimizer o;
     optim_create(&o, OPT_ADAMW, &m.pt);
     o.beta1 = 0.9, o.beta2 = 0.999, o.eps = 1e-8, o.weight_decay = 0.0;
@@ -476,7 +480,8 @@ static void train_curve(const float *params, const Inputs *in, int steps, double
         model_forward(&m, &b, out);
         loss[s] = mse_loss(out, in->eps, deps, in->nx);
         model_backward(&m, &b, deps);
-        optim_step(&o, m.params, m.grads, m.grad_off, 3e-3, 1.0f);
+        optim_step(&o, m.w, m.cgrads, m.grad_off, 3e-3, 1.0f);
+        model_params_changed_on_device(&m);
     }
     free(out), free(deps), free(keep);
     optim_destroy(&o);
