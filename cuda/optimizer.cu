@@ -14,17 +14,6 @@ static unsigned grid_for(size_t n) {
     return (unsigned)(b > 65536 ? 65536 : (b ? b : 1));
 }
 
-__global__ static void adamw_k(float *p, const float *g, float *m, float *v, size_t n, float b1, float b2, float step,
-                               float rbc2, float eps, float decay, float grad_scale) {
-    FOR_EACH(n) {
-        float gi = g[i] * grad_scale;
-        float mi = b1 * m[i] + (1.0f - b1) * gi, vi = b2 * v[i] + (1.0f - b2) * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        p[i] = p[i] * decay - step * mi / (sqrtf(vi) * rbc2 + eps);
-    }
-}
-
 __global__ static void sgd_k(float *p, const float *g, float *m, size_t n, float mu, float wd, float lr,
                              float grad_scale) {
     FOR_EACH(n) {
@@ -39,13 +28,6 @@ __global__ static void ema_k(float *ema, const float *p, size_t n, float decay) 
     FOR_EACH(n) ema[i] = decay * ema[i] + (1.0f - decay) * p[i];
 }
 
-extern "C" void cuda_adamw(float *p, const float *g, float *m, float *v, size_t n, float b1, float b2, float step,
-                           float rbc2, float eps, float decay, float grad_scale) {
-    if (!n) return;
-    adamw_k<<<grid_for(n), TPB>>>(p, g, m, v, n, b1, b2, step, rbc2, eps, decay, grad_scale);
-    KCHECK("adamw");
-}
-
 extern "C" void cuda_sgd(float *p, const float *g, float *m, size_t n, float mu, float wd, float lr, float grad_scale) {
     if (!n) return;
     sgd_k<<<grid_for(n), TPB>>>(p, g, m, n, mu, wd, lr, grad_scale);
@@ -56,6 +38,34 @@ extern "C" void cuda_ema(float *ema, const float *p, size_t n, float decay) {
     if (!n) return;
     ema_k<<<grid_for(n), TPB>>>(ema, p, n, decay);
     KCHECK("ema");
+}
+
+/* blockIdx.y: the segment; blocks stride over its values. */
+__global__ static void adamw_multi_k(float *params, const float *grads, float *m, float *v, const AdamSeg *segs,
+                                     float b1, float b2, float eps, float grad_scale) {
+    AdamSeg s = segs[blockIdx.y];
+    float *p = params + s.p, *mm = m + s.mo, *vv = v + s.mo;
+    const float *g = grads + s.g;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < s.n; i += (size_t)gridDim.x * blockDim.x) {
+        float gi = g[i] * grad_scale;
+        float mi = b1 * mm[i] + (1.0f - b1) * gi, vi = b2 * vv[i] + (1.0f - b2) * gi * gi;
+        mm[i] = mi;
+        vv[i] = vi;
+        p[i] = p[i] * s.decay - s.step * mi / (sqrtf(vi) * s.rbc2 + eps);
+    }
+}
+
+extern "C" void cuda_adamw_multi(float *params, const float *grads, float *m, float *v, const AdamSeg *segs, int nseg,
+                                 float b1, float b2, float eps, float grad_scale) {
+    if (nseg <= 0) return;
+    size_t bytes = (size_t)nseg * sizeof(AdamSeg), most = 0;
+    for (int k = 0; k < nseg; k++) most = segs[k].n > most ? segs[k].n : most;
+    if (!most) return;
+    AdamSeg *d = (AdamSeg *)cuda_workspace(bytes / sizeof(float) + 1, 4);
+    CU(cudaMemcpy(d, segs, bytes, cudaMemcpyHostToDevice));
+    dim3 grid((unsigned)((most + TPB - 1) / TPB > 1024 ? 1024 : (most + TPB - 1) / TPB), (unsigned)nseg);
+    adamw_multi_k<<<grid, TPB>>>(params, grads, m, v, d, b1, b2, eps, grad_scale);
+    KCHECK("adamw_multi");
 }
 
 #define CHUNK 65536

@@ -80,10 +80,17 @@ void op_gelu_tanh_backward(float *dx, const float *dout, const float *x, size_t 
 void op_zero(float *p, size_t n);
 
 /* ---- optimizer ---- */
-/* One AdamW update of n values (bias corrections folded into step and rbc2 by the caller):
- * m = b1 m + (1-b1) g', v = b2 v + (1-b2) g'^2, p = p decay - step m / (sqrt(v) rbc2 + eps), g' = g grad_scale. */
-void op_adamw(float *p, const float *g, float *m, float *v, size_t n, float b1, float b2, float step, float rbc2,
-              float eps, float decay, float grad_scale);
+/* AdamW over many tensors in one launch: segment k updates n values at params
+ * + p, grads + g, m + mo, v + mo: m = b1 m + (1-b1) g', v = b2 v + (1-b2) g'^2,
+ * p = p decay - step m / (sqrt(v) rbc2 + eps), g' = g grad_scale, with the
+ * segment's own step and rbc2 (its bias corrections) and decay. segs is a
+ * host array. */
+typedef struct {
+    size_t p, g, mo, n;
+    float step, rbc2, decay;
+} AdamSeg;
+void op_adamw_multi(float *params, const float *grads, float *m, float *v, const AdamSeg *segs, int nseg, float b1,
+                    float b2, float eps, float grad_scale);
 /* SGD with momentum and L2 weight decay: g' = g grad_scale + wd p, m = mu m + g', p -= lr m. */
 void op_sgd(float *p, const float *g, float *m, size_t n, float mu, float wd, float lr, float grad_scale);
 /* ema = decay ema + (1 - decay) p. */

@@ -296,8 +296,8 @@ void cpu_copy_unless(float *dst, const float *src, const uint8_t *drop, int B, s
 
 /* ---- optimizer ---- */
 
-void cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, float b1, float b2, float step, float rbc2,
-               float eps, float decay, float grad_scale) {
+static void cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, float b1, float b2, float step,
+                      float rbc2, float eps, float decay, float grad_scale) {
 #pragma omp parallel for simd if (n > 65536)
     for (size_t i = 0; i < n; i++) {
         float gi = g[i] * grad_scale;
@@ -340,4 +340,13 @@ double cpu_sum_squares(const float *g, size_t n) {
     for (size_t c = 0; c < nc; c++) s += part[c];
     free(part);
     return s;
+}
+
+void cpu_adamw_multi(float *params, const float *grads, float *m, float *v, const AdamSeg *segs, int nseg, float b1,
+                     float b2, float eps, float grad_scale) {
+    for (int k = 0; k < nseg; k++) {
+        const AdamSeg *s = &segs[k];
+        cpu_adamw(params + s->p, grads + s->g, m + s->mo, v + s->mo, s->n, b1, b2, s->step, s->rbc2, eps, s->decay,
+                  grad_scale);
+    }
 }

@@ -47,9 +47,9 @@ OP(add_pos, (float *z, const float *pos, const float *frame, size_t rows, size_t
    (z, pos, frame, rows, nframe_rows, S, F, D), 0)
 OP(add_unless, (float *z, const float *x, const uint8_t *drop, int B, size_t n), (z, x, drop, B, n), 0)
 OP(copy_unless, (float *dst, const float *src, const uint8_t *drop, int B, size_t n), (dst, src, drop, B, n), 0)
-OP(adamw, (float *p, const float *g, float *m, float *v, size_t n, float b1, float b2, float step, float rbc2,
-            float eps, float decay, float grad_scale),
-   (p, g, m, v, n, b1, b2, step, rbc2, eps, decay, grad_scale), 0)
 OP(sgd, (float *p, const float *g, float *m, size_t n, float mu, float wd, float lr, float grad_scale),
    (p, g, m, n, mu, wd, lr, grad_scale), 0)
 OP(ema, (float *ema, const float *p, size_t n, float decay), (ema, p, n, decay), 0)
+OP(adamw_multi, (float *params, const float *grads, float *m, float *v, const AdamSeg *segs, int nseg, float b1,
+                  float b2, float eps, float grad_scale),
+   (params, grads, m, v, segs, nseg, b1, b2, eps, grad_scale), 0)

@@ -145,16 +145,11 @@ void optim_scatter(Optimizer *o, const uint8_t *keep, size_t lo, size_t hi, cons
     }
 }
 
-/* The bias corrections and step size of update t, folded into op_adamw's scalars. */
-static void adamw_tensor(const Optimizer *o, float *p, const float *g, float *m, float *v, size_t n, long long t,
-                         double lr, float grad_scale) {
-    double bc1 = 1.0 - pow(o->beta1, (double)t), bc2 = 1.0 - pow(o->beta2, (double)t);
-    op_adamw(p, g, m, v, n, (float)o->beta1, (float)o->beta2, (float)(lr / bc1), (float)(1.0 / sqrt(bc2)),
-             (float)o->eps, (float)(1.0 - lr * o->weight_decay), grad_scale);
-}
-
+/* AdamW: every trainable tensor's update in one op_adamw_multi (one launch on a GPU). */
 void optim_step(Optimizer *o, float *params, const float *grads, const size_t *grad_off, double lr, float grad_scale) {
     const ParamTable *pt = o->pt;
+    AdamSeg *segs = o->kind == OPT_ADAMW ? ep_malloc((size_t)pt->n * sizeof(AdamSeg), "optimizer segments") : NULL;
+    int nseg = 0;
     for (int i = 0; i < pt->n; i++) {
         if (grad_off[i] == NONE) continue;
         if (o->off[i] == NONE) ep_die("internal: %s trains without optimizer moments", pt->info[i].name);
@@ -163,13 +158,19 @@ void optim_step(Optimizer *o, float *params, const float *grads, const size_t *g
         part(o, p, &a, &b);
         o->t[i]++;
         if (b == a) continue;
-        if (o->kind == OPT_ADAMW)
-            adamw_tensor(o, params + p->offset + a, grads + grad_off[i] + a, o->m + o->off[i], o->v + o->off[i], b - a,
-                         o->t[i], lr, grad_scale);
-        else
+        if (o->kind == OPT_ADAMW) {
+            /* this tensor's bias corrections and step, folded into its scalars */
+            double bc1 = 1.0 - pow(o->beta1, (double)o->t[i]), bc2 = 1.0 - pow(o->beta2, (double)o->t[i]);
+            segs[nseg++] = (AdamSeg){p->offset + a, grad_off[i] + a, o->off[i], b - a, (float)(lr / bc1),
+                                     (float)(1.0 / sqrt(bc2)), (float)(1.0 - lr * o->weight_decay)};
+        } else {
             op_sgd(params + p->offset + a, grads + grad_off[i] + a, o->m + o->off[i], b - a, (float)o->momentum,
                    (float)o->weight_decay, (float)lr, grad_scale);
+        }
     }
+    if (segs) op_adamw_multi(params, grads, o->m, o->v, segs, nseg, (float)o->beta1, (float)o->beta2, (float)o->eps,
+                             grad_scale);
+    free(segs);
 }
 
 double sum_squares(const float *g, size_t n) { return cpu_sum_squares(g, n); }
