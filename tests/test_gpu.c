@@ -301,6 +301,31 @@ static void test_glue(void) {
     cuda_free(d_drop);
 }
 
+/* AdamW over three segments (one of them empty-sized neighbours apart), SGD, EMA, the norm. */
+static void test_optimizer(void) {
+    size_t n = 70000; /* more than one 65536-value chunk of the norm */
+    float *p = hrand(n, 1), *g = hrand(n, 1), *m = hrand(n, 0.1f), *v = hrand(n, 0.1f);
+    for (size_t i = 0; i < n; i++) v[i] = fabsf(v[i]);
+    float *d_p = dev(p, n), *d_g = dev(g, n), *d_m = dev(m, n), *d_v = dev(v, n);
+    AdamSeg segs[3] = {{0, 10, 0, 1000, 1e-3f, 1.2f, 0.9999f}, {2000, 1500, 1000, 60000, 2e-3f, 1.1f, 0.999f},
+                       {65000, 64000, 61000, 4000, 5e-4f, 1.0f, 1.0f}};
+    cpu_adamw_multi(p, g, m, v, segs, 3, 0.9f, 0.999f, 1e-8f, 0.7f);
+    cuda_adamw_multi(d_p, d_g, d_m, d_v, segs, 3, 0.9f, 0.999f, 1e-8f, 0.7f);
+    check("adamw_multi parameters", rel_err(d_p, p, n), 1e-5);
+    check("adamw_multi first moments", rel_err(d_m, m, n), 1e-5);
+    check("adamw_multi second moments", rel_err(d_v, v, n), 1e-5);
+    cpu_sgd(p, g, m, n, 0.9f, 0.01f, 1e-2f, 0.5f);
+    cuda_sgd(d_p, d_g, d_m, n, 0.9f, 0.01f, 1e-2f, 0.5f);
+    check("sgd parameters and momentum", fmax(rel_err(d_p, p, n), rel_err(d_m, m, n)), 1e-5);
+    cpu_ema(v, p, n, 0.99f);
+    cuda_ema(d_v, d_p, n, 0.99f);
+    check("ema", rel_err(d_v, v, n), 1e-5);
+    double sc = cpu_sum_squares(g, n), sg = cuda_sum_squares(d_g, n);
+    check("sum of squares (double, chunked)", fabs(sg - sc) / sc, 1e-12);
+    float *h[] = {p, g, m, v}, *d[] = {d_p, d_g, d_m, d_v};
+    for (int i = 0; i < 4; i++) free(h[i]), cuda_free(d[i]);
+}
+
 static void test_ops(void) {
     for (int exact = 1; exact >= 0; exact--) {
         cuda_set_exact_gemm(exact);
@@ -324,6 +349,7 @@ static void test_ops(void) {
     test_attentions();
     cuda_set_attention_bank_split(0);
     cuda_set_attention_tc(0);
+    test_optimizer();
     test_conv(3, 16, 8, 1, 0);
     test_conv(8, 16, 8, 2, 1);
     test_glue();
