@@ -7,7 +7,6 @@
 #include "ops.h"
 #include "pose_guider.h"
 #include <string.h>
-#include <stdlib.h>
 
 static const float *P(const Model *m, int idx) { return m->w + m->pt.info[idx].offset; }
 static float *G(const Model *m, int idx) { return model_cgrad(m, idx); }

@@ -67,8 +67,9 @@ typedef struct {
     size_t act_floats, scratch_floats;
     float *pos, *frame_emb;   /* fixed embeddings [S,D], [F,D] (backend memory) */
     /* The backend's side (ops.h memory). On the CPU w == params and cgrads ==
-     * grads; on CUDA model_forward uploads params into w, model_backward
-     * moves grads through cgrads, and inputs pass through `stage`. */
+     * grads; elsewhere inputs pass through `stage`, and params reach w and
+     * gradients leave cgrads as the flags below say (resident: see
+     * model_params_to_host). */
     float *w, *cgrads;
     int cgrads_zero;          /* cgrads is known to be all zero (model_zero_grads) */
     int forward_only;         /* set before model_set_batch: no gradients, no backward scratch; on a

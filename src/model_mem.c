@@ -143,7 +143,6 @@ static void layout_grads(Model *m, Carver *c) {
         ds = ds3 > ds ? ds3 : ds;
     }
     g->dS = take(c, ds);
-
 }
 
 /* Packs the gradients of the tensors in m->trainable (table order) and finds

@@ -11,6 +11,7 @@
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* ---- backend and its memory ---- */
 typedef enum { BACKEND_CPU = 0, BACKEND_CUDA = 1 } Backend;
@@ -45,7 +46,6 @@ void ops_sync(void); /* waits for every queued op (timing) */
 double ops_flops(void); /* model FLOPs of every product dispatched so far */
 /* ENTPROG_PROFILE=1 times every op (waiting for the device around each);
  * the report is a markdown table of time per op, largest first. */
-#include <stdio.h>
 int ops_profiling(void);
 void ops_profile_report(FILE *out);
 

@@ -2,7 +2,6 @@
 #include "die.h"
 #include "mem.h"
 #include "ops.h"
-#include "ops_cpu.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,10 +171,6 @@ void optim_step(Optimizer *o, float *params, const float *grads, const size_t *g
                              grad_scale);
     free(segs);
 }
-
-double sum_squares(const float *g, size_t n) { return cpu_sum_squares(g, n); }
-
-double grad_norm(const float *g, size_t n) { return sqrt(sum_squares(g, n)); }
 
 float clip_scale(double norm, double max_norm) {
     if (max_norm <= 0 || norm <= max_norm) return 1.0f;

@@ -48,9 +48,6 @@ size_t optim_gather(const Optimizer *o, MPI_Comm comm, float **m_full, float **v
  * in keep, owns [lo, hi), and takes its part from m_full/v_full. */
 void optim_scatter(Optimizer *o, const uint8_t *keep, size_t lo, size_t hi, const float *m_full, const float *v_full);
 
-double grad_norm(const float *g, size_t n);
-/* sum g_i^2 in double over host memory, in fixed chunks: the same for any number of threads. */
-double sum_squares(const float *g, size_t n);
 /* The factor that brings the norm down to max_norm (1 when max_norm <= 0 or already below). */
 float clip_scale(double norm, double max_norm);
 void ema_update(float *ema, const float *params, size_t n, double decay); /* backend memory (op_ema) */

@@ -52,10 +52,10 @@ static void free_buffers(BatchBuffers *b) {
     mem_free(b->ref), mem_free(b->pose), free(b->t), free(b->drop_ref), free(b->drop_pose);
 }
 
-/* Draws B training tuples (clip, reference, pose, t, noise, dropout) from rng. */
-/* One batch. The caller's stream gives one key per batch whatever the number
- * of ranks; global sample g of the batch then draws its clip, t, dropout and
- * noise from its own stream (key, g). So a rank draws only its own B samples
+/* One batch of B training tuples (clip, reference, pose, t, noise, dropout).
+ * The caller's stream gives one key per batch whatever the number of ranks;
+ * global sample g of the batch then draws its clip, t, dropout and noise
+ * from its own stream (key, g). So a rank draws only its own B samples
  * (slice `slice` of the global batch), and R ranks see exactly the samples
  * one rank would with a batch of R*B. slice -1: only advance the stream. */
 static void draw_batch(Trainer *tr, Dataset *ds, Rng *rng, double p_ref, double p_pose, int slice) {
@@ -123,7 +123,7 @@ static void share_params(Trainer *tr, const size_t *cut) {
                 ops_copy(m->w + m->pt.info[i].offset, m->cgrads + m->grad_off[i], m->pt.info[i].numel * sizeof(float));
         return;
     }
-    model_params_to_host(m); /* over MPI on the host (NCCL on device buffers is to come) */
+    model_params_to_host(m); /* over MPI on the host */
     for (int i = 0; i < m->pt.n; i++)
         if (m->grad_off[i] != NO_GRAD)
             memcpy(m->grads + m->grad_off[i], m->params + m->pt.info[i].offset, m->pt.info[i].numel * sizeof(float));
