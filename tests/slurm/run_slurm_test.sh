@@ -271,12 +271,16 @@ submit() {
 }
 # wait_done ID SECONDS: polls until the job has ended (faster than sbatch --wait)
 # and sets END_STATE; a requeued job waiting for its begin time is made
-# eligible at once. (No long command substitution: a trapped INT/TERM would
-# wait for it to end.)
+# eligible at once. SECONDS is a stall limit, not a deadline: it restarts
+# whenever the job's log or run directory changes, so a slow build (the
+# sanitizer tree, a loaded machine) is not mistaken for a hung job; 600 s is
+# the hard cap. (No long command substitution: a trapped INT/TERM would wait
+# for it to end.)
+progress_mark() { stat -c '%s %Y' "$log" "$jobdir"/run/* 2>/dev/null | tr '\n' ' '; }
 wait_done() {
-  local id=$1 limit=$2 reason t0=$SECONDS
+  local id=$1 limit=$2 reason t0=$SECONDS tlast=$SECONDS mark last=
   END_STATE=
-  while [ $((SECONDS - t0)) -lt "$limit" ]; do
+  while [ $((SECONDS - tlast)) -lt "$limit" ] && [ $((SECONDS - t0)) -lt 600 ]; do
     END_STATE=$(job_field "$id" JobState)
     case $END_STATE in
       COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY | BOOT_FAIL | DEADLINE | PREEMPTED)
@@ -285,9 +289,11 @@ wait_done() {
         reason=$(job_field "$id" Reason)
         if [ "$reason" = BeginTime ]; then scontrol update JobId="$id" StartTime=now >/dev/null 2>&1 || true; fi ;;
     esac
+    mark=$(progress_mark)
+    if [ "$mark" != "$last" ]; then last=$mark; tlast=$SECONDS; fi
     sleep 0.2
   done
-  END_STATE="${END_STATE:-UNKNOWN} after ${limit} s"
+  END_STATE="${END_STATE:-UNKNOWN} after $((SECONDS - t0)) s ($((SECONDS - tlast)) s without progress)"
 }
 
 id=$(submit) || fail "sbatch refused jobs/cpu_small.sbatch"
