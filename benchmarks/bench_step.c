@@ -6,8 +6,11 @@
  * 0..K-1) show what Ent-Prog's stages hold.
  *
  *   bench_step <deck> [--backend cpu|cuda] [--batch B] [--steps N] [--warmup N]
- *              [--freeze K] [--peak TFLOPS] [--set section.key=value]...
- * Prints one line: key=value pairs (ms_per_step, tflops, mem_mib, ...), then mfu_percent;
+ *              [--freeze K] [--peak TFLOPS] [--plan] [--set section.key=value]...
+ * --plan prints the memory the step would hold (parameters, gradients,
+ * AdamW moments, activations, backward scratch: the allocations the backend
+ * makes, workspaces aside) without allocating activations or running it.
+ * Otherwise prints one line: key=value pairs (ms_per_step, tflops, mem_mib, ...), then mfu_percent;
  * with ENTPROG_PROFILE=1 also a table of time per op (warm-up included). */
 #include "deck.h"
 #include "die.h"
@@ -34,13 +37,17 @@ static float frand(void) {
 
 int main(int argc, char **argv) {
     if (argc < 2) ep_die("usage: bench_step <deck> [--backend cpu|cuda] [--batch B] [--steps N] [--warmup N] "
-                         "[--freeze K] [--peak TFLOPS] [--set section.key=value]");
+                         "[--freeze K] [--peak TFLOPS] [--plan] [--set section.key=value]");
     Deck deck;
     deck_load(&deck, argv[1]);
-    int B = 0, steps = 3, warmup = 1, freeze = 0;
+    int B = 0, steps = 3, warmup = 1, freeze = 0, plan = 0;
     double peak = 0;
     const char *backend = NULL;
     for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--plan")) {
+            plan = 1;
+            continue;
+        }
         if (i + 1 >= argc) ep_die("bench_step: option '%s' needs a value", argv[i]);
         if (!strcmp(argv[i], "--backend")) backend = argv[++i];
         else if (!strcmp(argv[i], "--batch")) B = atoi(argv[++i]);
@@ -51,7 +58,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--set")) deck_override(&deck, argv[++i]);
         else ep_die("bench_step: unknown option '%s'", argv[i]);
     }
-    ops_select_named(backend ? backend : deck.train.backend);
+    const char *be = backend ? backend : deck.train.backend;
+    ops_select_named(plan ? "cpu" : be); /* a plan needs no device: the model is built on the host */
     const ModelShape *s = &deck.model;
     if (B <= 0) B = deck.train.batch;
     if (steps < 1 || warmup < 0 || freeze < 0 || freeze > s->L) ep_die("bench_step: bad --steps/--warmup/--freeze");
@@ -63,6 +71,21 @@ int main(int argc, char **argv) {
     for (int i = 0; i < m.pt.n; i++)
         mask[i] = freeze == 0 || (i >= m.pt.blk0 && (m.pt.info[i].block < 0 || m.pt.info[i].block >= freeze));
     model_set_trainable(&m, mask, 1);
+    if (plan) {
+        size_t act, scratch, G = 1u << 30;
+        ops_assume(strcmp(be, "cuda") ? BACKEND_CPU : BACKEND_CUDA); /* the sizes that backend's kernels need */
+        model_plan(&m, B, s->F, &act, &scratch);
+        ops_assume(BACKEND_CPU);
+        size_t pb = m.pt.total * 4, gb = m.grad_size * 4, ob = 2 * gb, ab = act * 4, sb = scratch * 4;
+        printf("plan backend=%s B=%d F=%d S=%d D=%d L=%d freeze=%d params_gib=%.2f grads_gib=%.2f moments_gib=%.2f "
+               "acts_gib=%.2f scratch_gib=%.2f total_gib=%.2f total_gb=%.2f\n",
+               be, B, s->F, shape_S(s), s->D, s->L, freeze, (double)pb / G, (double)gb / G, (double)ob / G,
+               (double)ab / G, (double)sb / G, (double)(pb + gb + ob + ab + sb) / G,
+               (double)(pb + gb + ob + ab + sb) / 1e9);
+        free(mask);
+        model_destroy(&m);
+        return 0;
+    }
     model_set_batch(&m, B, s->F);
     for (size_t i = 0; i < m.pt.total; i++) m.params[i] = 0.02f * frand();
     model_params_written(&m);

@@ -1,5 +1,5 @@
 /* One EP-VDiT block (MODEL.md item 6) in both passes, forward and backward.
- * The reference pass computes its bank and that bank's qkv (whose k, v the
+ * The reference pass computes its bank, the qkv of its modulated LayerNorm (whose k, v the
  * video pass attends to); the video pass runs spatial, temporal and MLP
  * sub-layers, each LayerNorm -> modulate -> op -> gated residual. */
 #include "block.h"
@@ -58,6 +58,12 @@ static void ln_modulate(float *xhat, float *rstd, float *u, float *mean, const f
     op_modulate(u, xhat, MOD(mod, shift, d->D), MOD(mod, scale, d->D), d->ld, G, T, d->D);
 }
 
+/* u = modulate(xhat) again, for a backward that needs the linear's input. */
+static void remodulate(float *u, const float *xhat, const float *mod, int shift, int scale, const Dims *d, int G,
+                       int T) {
+    op_modulate(u, xhat, MOD(mod, shift, d->D), MOD(mod, scale, d->D), d->ld, G, T, d->D);
+}
+
 /* dx += d/dx of u = modulate(LN(x)); dxhat is scratch. */
 static void ln_modulate_backward(float *dx, float *dmod, float *dxhat, const float *du, const float *xhat,
                                  const float *rstd, const float *mod, int shift, int scale, const Dims *d, int G,
@@ -69,16 +75,19 @@ static void ln_modulate_backward(float *dx, float *dmod, float *dxhat, const flo
     op_layernorm_backward(dx, dxhat, xhat, rstd, (int)n, d->D);
 }
 
-/* MLP sub-layer on a stream of G groups of T rows (shared by both passes). */
-typedef struct { float *xhat, *rstd, *u, *h, *g, *y; } MlpActs;
+/* MLP sub-layer on a stream of G groups of T rows (shared by both passes);
+ * its LayerNorm output u and GELU output g live in Acts.u / Acts.gelu only
+ * while they are used, and backward recomputes them. */
+typedef struct { float *xhat, *rstd, *h, *y; } MlpActs;
 
 static void mlp_forward(const Model *m, int b, float *z, const float *mod, const MlpActs *a, const Dims *d, int G,
                         int T) {
     int n = G * T;
-    ln_modulate(a->xhat, a->rstd, a->u, m->a.mean, z, mod, SHIFT_M, SCALE_M, d, G, T);
-    op_linear(a->h, a->u, W(m, b, BP_FC1_W), W(m, b, BP_FC1_B), n, d->D, d->Dm);
-    op_gelu_tanh(a->g, a->h, (size_t)n * d->Dm);
-    op_linear(a->y, a->g, W(m, b, BP_FC2_W), W(m, b, BP_FC2_B), n, d->Dm, d->D);
+    float *u = m->a.u, *g = m->a.gelu;
+    ln_modulate(a->xhat, a->rstd, u, m->a.mean, z, mod, SHIFT_M, SCALE_M, d, G, T);
+    op_linear(a->h, u, W(m, b, BP_FC1_W), W(m, b, BP_FC1_B), n, d->D, d->Dm);
+    op_gelu_tanh(g, a->h, (size_t)n * d->Dm);
+    op_linear(a->y, g, W(m, b, BP_FC2_W), W(m, b, BP_FC2_B), n, d->Dm, d->D);
     op_gate_residual(z, a->y, MOD(mod, GATE_M, d->D), d->ld, G, T, d->D);
 }
 
@@ -86,14 +95,17 @@ static void mlp_backward(const Model *m, int b, float *dz, float *dmod, const fl
                          const Dims *d, int G, int T) {
     const Grads *g = &m->g;
     int n = G * T;
+    float *u = m->a.u, *gl = m->a.gelu;
     ZERO(g->dy, (size_t)n * d->D);
     op_gate_residual_backward(g->dy, MOD(dmod, GATE_M, d->D), dz, a->y, MOD(mod, GATE_M, d->D), d->ld, G, T, d->D);
     ZERO(g->dgl, (size_t)n * d->Dm);
-    op_linear_backward(g->dgl, dW(m, b, BP_FC2_W), dW(m, b, BP_FC2_B), g->dy, a->g, W(m, b, BP_FC2_W), n, d->Dm, d->D);
+    op_gelu_tanh(gl, a->h, (size_t)n * d->Dm);
+    op_linear_backward(g->dgl, dW(m, b, BP_FC2_W), dW(m, b, BP_FC2_B), g->dy, gl, W(m, b, BP_FC2_W), n, d->Dm, d->D);
     ZERO(g->dh, (size_t)n * d->Dm);
     op_gelu_tanh_backward(g->dh, g->dgl, a->h, (size_t)n * d->Dm);
     ZERO(g->du, (size_t)n * d->D);
-    op_linear_backward(g->du, dW(m, b, BP_FC1_W), dW(m, b, BP_FC1_B), g->dh, a->u, W(m, b, BP_FC1_W), n, d->D, d->Dm);
+    remodulate(u, a->xhat, mod, SHIFT_M, SCALE_M, d, G, T);
+    op_linear_backward(g->du, dW(m, b, BP_FC1_W), dW(m, b, BP_FC1_B), g->dh, u, W(m, b, BP_FC1_W), n, d->D, d->Dm);
     ln_modulate_backward(dz, dmod, g->dxhat, g->du, a->xhat, a->rstd, mod, SHIFT_M, SCALE_M, d, G, T);
 }
 
@@ -104,14 +116,14 @@ void ref_block_forward(Model *m, int b, int full) {
     BlockActs *k = &m->a.blk[b];
     float *r = m->a.zr + d.N * d.D;
     const float *mod = k->mod + (size_t)d.B * d.ld;
-    ln_modulate(k->r_xhat1, k->r_rstd1, k->bank, m->a.mean, r, mod, SHIFT_S, SCALE_S, &d, d.B, d.S);
-    op_linear(k->r_qkv, k->bank, W(m, b, BP_QKV_W), W(m, b, BP_QKV_B), (int)d.Nr, d.D, 3 * d.D);
+    ln_modulate(k->r_xhat1, k->r_rstd1, m->a.u, m->a.mean, r, mod, SHIFT_S, SCALE_S, &d, d.B, d.S);
+    op_linear(k->r_qkv, m->a.u, W(m, b, BP_QKV_W), W(m, b, BP_QKV_B), (int)d.Nr, d.D, 3 * d.D);
     if (!full) return;
     AttnShape as = attn_shape_ref(m);
     op_attention(&as, k->r_ao, k->r_P, k->r_qkv, NULL, NULL);
     op_linear(k->r_y1, k->r_ao, W(m, b, BP_PROJ_W), W(m, b, BP_PROJ_B), (int)d.Nr, d.D, d.D);
     op_gate_residual(r, k->r_y1, MOD(mod, GATE_S, d.D), d.ld, d.B, d.S, d.D);
-    MlpActs a = {k->r_xhat2, k->r_rstd2, k->r_u2, k->r_h, k->r_g, k->r_y2};
+    MlpActs a = {k->r_xhat2, k->r_rstd2, k->r_h, k->r_y2};
     mlp_forward(m, b, r, mod, &a, &d, d.B, d.S);
 }
 
@@ -123,7 +135,7 @@ void ref_block_backward(Model *m, int b, int full) {
     const float *mod = k->mod + (size_t)d.B * d.ld;
     float *dmod = g->dmod + (size_t)d.B * d.ld;
     if (full) {
-        MlpActs a = {k->r_xhat2, k->r_rstd2, k->r_u2, k->r_h, k->r_g, k->r_y2};
+        MlpActs a = {k->r_xhat2, k->r_rstd2, k->r_h, k->r_y2};
         mlp_backward(m, b, dr, dmod, mod, &a, &d, d.B, d.S);
         ZERO(g->dy, d.Nr * d.D);
         op_gate_residual_backward(g->dy, MOD(dmod, GATE_S, d.D), dr, k->r_y1, MOD(mod, GATE_S, d.D), d.ld, d.B, d.S, d.D);
@@ -134,7 +146,8 @@ void ref_block_backward(Model *m, int b, int full) {
         op_attention_backward(&as, g->dqkv_r, NULL, g->dao, k->r_ao, k->r_P, k->r_qkv, NULL, NULL, g->dS);
     }
     ZERO(g->dbank, d.Nr * d.D);
-    op_linear_backward(g->dbank, dW(m, b, BP_QKV_W), dW(m, b, BP_QKV_B), g->dqkv_r, k->bank, W(m, b, BP_QKV_W),
+    remodulate(m->a.u, k->r_xhat1, mod, SHIFT_S, SCALE_S, &d, d.B, d.S);
+    op_linear_backward(g->dbank, dW(m, b, BP_QKV_W), dW(m, b, BP_QKV_B), g->dqkv_r, m->a.u, W(m, b, BP_QKV_W),
                        (int)d.Nr, d.D, 3 * d.D);
     ln_modulate_backward(dr, dmod, g->dxhat, g->dbank, k->r_xhat1, k->r_rstd1, mod, SHIFT_S, SCALE_S, &d, d.B, d.S);
 }
@@ -149,8 +162,8 @@ void video_block_forward(Model *m, int b, const Batch *in) {
     int FS = d.F * d.S, D3 = 3 * d.D;
 
     /* spatial: each frame's queries see its own S tokens and the sample's bank */
-    ln_modulate(k->xhat1, k->rstd1, k->u1, m->a.mean, z, mod, SHIFT_S, SCALE_S, &d, d.B, FS);
-    op_linear(k->qkv, k->u1, W(m, b, BP_QKV_W), W(m, b, BP_QKV_B), (int)d.N, d.D, D3);
+    ln_modulate(k->xhat1, k->rstd1, m->a.u, m->a.mean, z, mod, SHIFT_S, SCALE_S, &d, d.B, FS);
+    op_linear(k->qkv, m->a.u, W(m, b, BP_QKV_W), W(m, b, BP_QKV_B), (int)d.N, d.D, D3);
     AttnShape as = attn_shape_spatial(m);
     op_attention(&as, k->ao, k->P, k->qkv, k->r_qkv, in->drop_ref);
     op_linear(k->y1, k->ao, W(m, b, BP_PROJ_W), W(m, b, BP_PROJ_B), (int)d.N, d.D, d.D);
@@ -158,15 +171,15 @@ void video_block_forward(Model *m, int b, const Batch *in) {
 
     /* temporal: each spatial position attends across the F frames (strided rows) */
     if (d.F > 1) {
-        ln_modulate(k->xhat2, k->rstd2, k->u2, m->a.mean, z, mod, SHIFT_T, SCALE_T, &d, d.B, FS);
-        op_linear(k->qkvt, k->u2, W(m, b, BP_TQKV_W), W(m, b, BP_TQKV_B), (int)d.N, d.D, D3);
+        ln_modulate(k->xhat2, k->rstd2, m->a.u, m->a.mean, z, mod, SHIFT_T, SCALE_T, &d, d.B, FS);
+        op_linear(k->qkvt, m->a.u, W(m, b, BP_TQKV_W), W(m, b, BP_TQKV_B), (int)d.N, d.D, D3);
         AttnShape at = attn_shape_temporal(m);
         op_attention(&at, k->aot, k->Pt, k->qkvt, NULL, NULL);
         op_linear(k->y2, k->aot, W(m, b, BP_TPROJ_W), W(m, b, BP_TPROJ_B), (int)d.N, d.D, d.D);
         op_gate_residual(z, k->y2, MOD(mod, GATE_T, d.D), d.ld, d.B, FS, d.D);
     }
 
-    MlpActs a = {k->xhat3, k->rstd3, k->u3, k->h, k->g, k->y3};
+    MlpActs a = {k->xhat3, k->rstd3, k->h, k->y3};
     mlp_forward(m, b, z, mod, &a, &d, d.B, FS);
 }
 
@@ -178,7 +191,7 @@ void video_block_backward(Model *m, int b, const Batch *in) {
     const float *mod = k->mod;
     int FS = d.F * d.S, D3 = 3 * d.D;
 
-    MlpActs a = {k->xhat3, k->rstd3, k->u3, k->h, k->g, k->y3};
+    MlpActs a = {k->xhat3, k->rstd3, k->h, k->y3};
     mlp_backward(m, b, dz, dmod, mod, &a, &d, d.B, FS);
 
     if (d.F > 1) {
@@ -191,7 +204,8 @@ void video_block_backward(Model *m, int b, const Batch *in) {
         AttnShape at = attn_shape_temporal(m);
         op_attention_backward(&at, g->dqkv, NULL, g->dao, k->aot, k->Pt, k->qkvt, NULL, NULL, g->dS);
         ZERO(g->du, d.N * d.D);
-        op_linear_backward(g->du, dW(m, b, BP_TQKV_W), dW(m, b, BP_TQKV_B), g->dqkv, k->u2, W(m, b, BP_TQKV_W),
+        remodulate(m->a.u, k->xhat2, mod, SHIFT_T, SCALE_T, &d, d.B, FS);
+        op_linear_backward(g->du, dW(m, b, BP_TQKV_W), dW(m, b, BP_TQKV_B), g->dqkv, m->a.u, W(m, b, BP_TQKV_W),
                            (int)d.N, d.D, D3);
         ln_modulate_backward(dz, dmod, g->dxhat, g->du, k->xhat2, k->rstd2, mod, SHIFT_T, SCALE_T, &d, d.B, FS);
     }
@@ -205,7 +219,8 @@ void video_block_backward(Model *m, int b, const Batch *in) {
     AttnShape as = attn_shape_spatial(m);
     op_attention_backward(&as, g->dqkv, g->dqkv_r, g->dao, k->ao, k->P, k->qkv, k->r_qkv, in->drop_ref, g->dS);
     ZERO(g->du, d.N * d.D);
-    op_linear_backward(g->du, dW(m, b, BP_QKV_W), dW(m, b, BP_QKV_B), g->dqkv, k->u1, W(m, b, BP_QKV_W), (int)d.N,
+    remodulate(m->a.u, k->xhat1, mod, SHIFT_S, SCALE_S, &d, d.B, FS);
+    op_linear_backward(g->du, dW(m, b, BP_QKV_W), dW(m, b, BP_QKV_B), g->dqkv, m->a.u, W(m, b, BP_QKV_W), (int)d.N,
                        d.D, D3);
     ln_modulate_backward(dz, dmod, g->dxhat, g->du, k->xhat1, k->rstd1, mod, SHIFT_S, SCALE_S, &d, d.B, FS);
 }

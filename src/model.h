@@ -14,16 +14,19 @@ typedef struct {
     const uint8_t *drop_ref, *drop_pose; /* [B] condition dropout flags */
 } Batch;
 
-/* Activations of one block, both passes (kept for backward). */
+/* Activations of one block, both passes (kept for backward). The modulated
+ * LayerNorm outputs and the GELU outputs are not kept: backward recomputes
+ * them from xhat and h (one element-wise pass each, Acts.u and Acts.gelu),
+ * which saves 7 of every 25 values a video block would hold. */
 typedef struct {
     float *mod;                       /* [2B,9D]: rows 0..B-1 video, B..2B-1 reference */
     /* reference pass */
-    float *r_xhat1, *r_rstd1, *bank, *r_qkv, *r_P, *r_ao, *r_y1;
-    float *r_xhat2, *r_rstd2, *r_u2, *r_h, *r_g, *r_y2;
+    float *r_xhat1, *r_rstd1, *r_qkv, *r_P, *r_ao, *r_y1;
+    float *r_xhat2, *r_rstd2, *r_h, *r_y2;
     /* video pass: spatial, temporal, MLP */
-    float *xhat1, *rstd1, *u1, *qkv, *P, *ao, *y1;
-    float *xhat2, *rstd2, *u2, *qkvt, *Pt, *aot, *y2;
-    float *xhat3, *rstd3, *u3, *h, *g, *y3;
+    float *xhat1, *rstd1, *qkv, *P, *ao, *y1;
+    float *xhat2, *rstd2, *qkvt, *Pt, *aot, *y2;
+    float *xhat3, *rstd3, *h, *y3;
 } BlockActs;
 
 typedef struct {
@@ -34,6 +37,7 @@ typedef struct {
     float *pg_tok, *pg_patch, *pg_out; /* [N,Cg*p*p], [N,D], [N,D] */
     float *fmod, *xhatf, *rstdf, *uf, *fout; /* final layer */
     float *mean;                       /* LayerNorm mean scratch [N] */
+    float *u, *gelu;                   /* [N,D], [N,Dm]: a linear's input while it is used (both passes) */
     BlockActs *blk;
 } Acts;
 
@@ -113,6 +117,9 @@ static inline int model_input_end(const Model *m) { return m->pt.blk0; }
 /* (Re)allocates activations for batch B and clip length F, and the gradients
  * unless m->forward_only (inference: sample, cei, predict) is set first. */
 void model_set_batch(Model *m, int B, int F);
+/* Floats model_set_batch(m, B, F) would allocate for activations and backward
+ * scratch with the current trainable set, computed without allocating. */
+void model_plan(const Model *m, int B, int F, size_t *act_floats, size_t *scratch_floats);
 void model_destroy(Model *m);
 /* The parameter mirror in resident mode (all no-ops where backend memory is host memory):
  * to_host before host code reads params; written after it writes them (the next

@@ -26,20 +26,16 @@ static void carve_block(const Model *m, Carver *c, BlockActs *k) {
     k->mod = take(c, (size_t)2 * B * 9 * D);
     k->r_xhat1 = take(c, Nr * D);
     k->r_rstd1 = take(c, Nr);
-    k->bank = take(c, Nr * D);
     k->r_qkv = take(c, Nr * 3 * D);
     k->r_P = take(c, op_attention_state_floats(&ar));
     k->r_ao = take(c, Nr * D);
     k->r_y1 = take(c, Nr * D);
     k->r_xhat2 = take(c, Nr * D);
     k->r_rstd2 = take(c, Nr);
-    k->r_u2 = take(c, Nr * D);
     k->r_h = take(c, Nr * Dm);
-    k->r_g = take(c, Nr * Dm);
     k->r_y2 = take(c, Nr * D);
     k->xhat1 = take(c, N * D);
     k->rstd1 = take(c, N);
-    k->u1 = take(c, N * D);
     k->qkv = take(c, N * 3 * D);
     k->P = take(c, op_attention_state_floats(&as));
     k->ao = take(c, N * D);
@@ -47,7 +43,6 @@ static void carve_block(const Model *m, Carver *c, BlockActs *k) {
     if (F > 1) {
         k->xhat2 = take(c, N * D);
         k->rstd2 = take(c, N);
-        k->u2 = take(c, N * D);
         k->qkvt = take(c, N * 3 * D);
         k->Pt = take(c, op_attention_state_floats(&at));
         k->aot = take(c, N * D);
@@ -55,9 +50,7 @@ static void carve_block(const Model *m, Carver *c, BlockActs *k) {
     }
     k->xhat3 = take(c, N * D);
     k->rstd3 = take(c, N);
-    k->u3 = take(c, N * D);
     k->h = take(c, N * Dm);
-    k->g = take(c, N * Dm);
     k->y3 = take(c, N * D);
 }
 
@@ -88,6 +81,8 @@ static void layout_acts(Model *m, Carver *c) {
     a->uf = take(c, N * D);
     a->fout = take(c, N * s->p * s->p * s->C);
     a->mean = take(c, N + Nr);
+    a->u = take(c, N * D);
+    a->gelu = take(c, N * shape_Dm(s));
     /* im2col scratch of both passes: the largest conv is conv_in or a 3x3 over the full pose map */
     int cin = s->Cp > s->Cg ? s->Cp : s->Cg;
     m->g.col = take(c, op_conv2d_scratch_floats(cin, s->s * s->H, s->s * s->W, 3));
@@ -184,6 +179,28 @@ static void alloc_acts(Model *m) {
     m->grad_mem = ops_alloc(c.used * sizeof(float), "backward scratch");
     c = (Carver){m->grad_mem, 0};
     layout_grads(m, &c);
+}
+
+/* What model_set_batch(m, B, F) would allocate for activations and backward
+ * scratch, in floats, without allocating it (the counting pass on a copy). */
+void model_plan(const Model *m, int B, int F, size_t *act_floats, size_t *scratch_floats) {
+    Model t = *m;
+    int G = shape_G(&m->shape);
+    t.B = B;
+    t.shape.F = F;
+    t.act_first = t.first_bwd;
+    t.a.blk = ep_calloc(m->shape.L, sizeof(BlockActs), "plan");
+    t.a.pg_pre = ep_calloc(G + 1, sizeof(float *), "plan");
+    t.a.pg_act = ep_calloc(G + 1, sizeof(float *), "plan");
+    Carver c = {0};
+    layout_acts(&t, &c);
+    *act_floats = c.used;
+    c = (Carver){0};
+    if (!m->forward_only) layout_grads(&t, &c);
+    *scratch_floats = c.used;
+    free(t.a.blk);
+    free(t.a.pg_pre);
+    free(t.a.pg_act);
 }
 
 /* The packed gradients, on the host and (on CUDA) their device twin. */

@@ -50,6 +50,13 @@ void ops_select(Backend b) {
     backend = b;
 }
 
+void ops_assume(Backend b) {
+#ifndef ENTPROG_CUDA
+    if (b == BACKEND_CUDA) ep_die("backend cuda: this entprog was built without CUDA, so it cannot plan for it");
+#endif
+    backend = b;
+}
+
 void ops_select_named(const char *name) {
     if (!strcmp(name, "cuda")) ops_select(BACKEND_CUDA);
     else if (!strcmp(name, "cpu")) ops_select(BACKEND_CPU);

@@ -19,6 +19,10 @@ typedef enum { BACKEND_CPU = 0, BACKEND_CUDA = 1 } Backend;
  * was not built or no GPU is usable. */
 void ops_select(Backend b);
 void ops_select_named(const char *name); /* "cpu" or "cuda" (the deck's train.backend) */
+/* Answers size queries (op_*_floats, ops_host_memory) as backend b would,
+ * without initialising it, for memory plans on a machine without that
+ * device; no op or allocation may run until a real ops_select. */
+void ops_assume(Backend b);
 Backend ops_backend(void);
 const char *ops_backend_name(void);
 /* One line naming the device (the CPU threads, or the GPU and its memory). */
