@@ -161,8 +161,10 @@ void video_block_forward(Model *m, int b, const Batch *in) {
     const float *mod = k->mod;
     int FS = d.F * d.S, D3 = 3 * d.D;
 
+    ops_copy(k->z0, z, d.N * d.D * sizeof(float)); /* backward rebuilds the LayerNorm inputs from it */
+
     /* spatial: each frame's queries see its own S tokens and the sample's bank */
-    ln_modulate(k->xhat1, k->rstd1, m->a.u, m->a.mean, z, mod, SHIFT_S, SCALE_S, &d, d.B, FS);
+    ln_modulate(m->a.xhat, m->a.rstd, m->a.u, m->a.mean, z, mod, SHIFT_S, SCALE_S, &d, d.B, FS);
     op_linear(k->qkv, m->a.u, W(m, b, BP_QKV_W), W(m, b, BP_QKV_B), (int)d.N, d.D, D3);
     AttnShape as = attn_shape_spatial(m);
     op_attention(&as, k->ao, k->P, k->qkv, k->r_qkv, in->drop_ref);
@@ -171,7 +173,7 @@ void video_block_forward(Model *m, int b, const Batch *in) {
 
     /* temporal: each spatial position attends across the F frames (strided rows) */
     if (d.F > 1) {
-        ln_modulate(k->xhat2, k->rstd2, m->a.u, m->a.mean, z, mod, SHIFT_T, SCALE_T, &d, d.B, FS);
+        ln_modulate(m->a.xhat, m->a.rstd, m->a.u, m->a.mean, z, mod, SHIFT_T, SCALE_T, &d, d.B, FS);
         op_linear(k->qkvt, m->a.u, W(m, b, BP_TQKV_W), W(m, b, BP_TQKV_B), (int)d.N, d.D, D3);
         AttnShape at = attn_shape_temporal(m);
         op_attention(&at, k->aot, k->Pt, k->qkvt, NULL, NULL);
@@ -179,8 +181,25 @@ void video_block_forward(Model *m, int b, const Batch *in) {
         op_gate_residual(z, k->y2, MOD(mod, GATE_T, d.D), d.ld, d.B, FS, d.D);
     }
 
-    MlpActs a = {k->xhat3, k->rstd3, k->h, k->y3};
+    MlpActs a = {m->a.xhat, m->a.rstd, k->h, k->y3};
     mlp_forward(m, b, z, mod, &a, &d, d.B, FS);
+}
+
+/* Acts.xhat, Acts.rstd := the LayerNorm in front of sub-layer `sub` (0
+ * spatial, 1 temporal, 2 MLP) as forward computed it: the block's input plus
+ * the gated branches before that sub-layer, added in forward's order. */
+static void relayernorm(Model *m, int b, int sub) {
+    Dims d = dims(m);
+    const BlockActs *k = &m->a.blk[b];
+    int FS = d.F * d.S;
+    const float *x = k->z0;
+    if (sub > 0) {
+        ops_copy(m->a.zs, k->z0, d.N * d.D * sizeof(float));
+        op_gate_residual(m->a.zs, k->y1, MOD(k->mod, GATE_S, d.D), d.ld, d.B, FS, d.D);
+        if (sub > 1 && d.F > 1) op_gate_residual(m->a.zs, k->y2, MOD(k->mod, GATE_T, d.D), d.ld, d.B, FS, d.D);
+        x = m->a.zs;
+    }
+    op_layernorm(m->a.xhat, m->a.mean, m->a.rstd, x, (int)d.N, d.D);
 }
 
 void video_block_backward(Model *m, int b, const Batch *in) {
@@ -191,7 +210,8 @@ void video_block_backward(Model *m, int b, const Batch *in) {
     const float *mod = k->mod;
     int FS = d.F * d.S, D3 = 3 * d.D;
 
-    MlpActs a = {k->xhat3, k->rstd3, k->h, k->y3};
+    MlpActs a = {m->a.xhat, m->a.rstd, k->h, k->y3};
+    relayernorm(m, b, 2);
     mlp_backward(m, b, dz, dmod, mod, &a, &d, d.B, FS);
 
     if (d.F > 1) {
@@ -204,10 +224,11 @@ void video_block_backward(Model *m, int b, const Batch *in) {
         AttnShape at = attn_shape_temporal(m);
         op_attention_backward(&at, g->dqkv, NULL, g->dao, k->aot, k->Pt, k->qkvt, NULL, NULL, g->dS);
         ZERO(g->du, d.N * d.D);
-        remodulate(m->a.u, k->xhat2, mod, SHIFT_T, SCALE_T, &d, d.B, FS);
+        relayernorm(m, b, 1);
+        remodulate(m->a.u, m->a.xhat, mod, SHIFT_T, SCALE_T, &d, d.B, FS);
         op_linear_backward(g->du, dW(m, b, BP_TQKV_W), dW(m, b, BP_TQKV_B), g->dqkv, m->a.u, W(m, b, BP_TQKV_W),
                            (int)d.N, d.D, D3);
-        ln_modulate_backward(dz, dmod, g->dxhat, g->du, k->xhat2, k->rstd2, mod, SHIFT_T, SCALE_T, &d, d.B, FS);
+        ln_modulate_backward(dz, dmod, g->dxhat, g->du, m->a.xhat, m->a.rstd, mod, SHIFT_T, SCALE_T, &d, d.B, FS);
     }
 
     ZERO(g->dy, d.N * d.D);
@@ -219,8 +240,9 @@ void video_block_backward(Model *m, int b, const Batch *in) {
     AttnShape as = attn_shape_spatial(m);
     op_attention_backward(&as, g->dqkv, g->dqkv_r, g->dao, k->ao, k->P, k->qkv, k->r_qkv, in->drop_ref, g->dS);
     ZERO(g->du, d.N * d.D);
-    remodulate(m->a.u, k->xhat1, mod, SHIFT_S, SCALE_S, &d, d.B, FS);
+    relayernorm(m, b, 0);
+    remodulate(m->a.u, m->a.xhat, mod, SHIFT_S, SCALE_S, &d, d.B, FS);
     op_linear_backward(g->du, dW(m, b, BP_QKV_W), dW(m, b, BP_QKV_B), g->dqkv, m->a.u, W(m, b, BP_QKV_W), (int)d.N,
                        d.D, D3);
-    ln_modulate_backward(dz, dmod, g->dxhat, g->du, k->xhat1, k->rstd1, mod, SHIFT_S, SCALE_S, &d, d.B, FS);
+    ln_modulate_backward(dz, dmod, g->dxhat, g->du, m->a.xhat, m->a.rstd, mod, SHIFT_S, SCALE_S, &d, d.B, FS);
 }

@@ -14,19 +14,22 @@ typedef struct {
     const uint8_t *drop_ref, *drop_pose; /* [B] condition dropout flags */
 } Batch;
 
-/* Activations of one block, both passes (kept for backward). The modulated
- * LayerNorm outputs and the GELU outputs are not kept: backward recomputes
- * them from xhat and h (one element-wise pass each, Acts.u and Acts.gelu),
- * which saves 7 of every 25 values a video block would hold. */
+/* Activations of one block, both passes (kept for backward). Only what is
+ * expensive to recompute is kept; backward recomputes the rest into shared
+ * buffers (Acts.xhat, u, gelu), each with the op forward used, so results
+ * are bit-identical: the modulated LayerNorm outputs from xhat, the GELU
+ * output from h, and in the video pass the LayerNorm outputs themselves from
+ * the block's input z0 plus the gated branches y1, y2 before them. A video
+ * block keeps 16 values per token and model width instead of 25. */
 typedef struct {
     float *mod;                       /* [2B,9D]: rows 0..B-1 video, B..2B-1 reference */
     /* reference pass */
     float *r_xhat1, *r_rstd1, *r_qkv, *r_P, *r_ao, *r_y1;
     float *r_xhat2, *r_rstd2, *r_h, *r_y2;
     /* video pass: spatial, temporal, MLP */
-    float *xhat1, *rstd1, *qkv, *P, *ao, *y1;
-    float *xhat2, *rstd2, *qkvt, *Pt, *aot, *y2;
-    float *xhat3, *rstd3, *h, *y3;
+    float *z0, *qkv, *P, *ao, *y1;
+    float *qkvt, *Pt, *aot, *y2;
+    float *h, *y3;
 } BlockActs;
 
 typedef struct {
@@ -37,6 +40,7 @@ typedef struct {
     float *pg_tok, *pg_patch, *pg_out; /* [N,Cg*p*p], [N,D], [N,D] */
     float *fmod, *xhatf, *rstdf, *uf, *fout; /* final layer */
     float *mean;                       /* LayerNorm mean scratch [N] */
+    float *xhat, *rstd, *zs;           /* [N,D], [N], [N,D]: a video LayerNorm's output and input while used */
     float *u, *gelu;                   /* [N,D], [N,Dm]: a linear's input while it is used (both passes) */
     BlockActs *blk;
 } Acts;

@@ -34,22 +34,17 @@ static void carve_block(const Model *m, Carver *c, BlockActs *k) {
     k->r_rstd2 = take(c, Nr);
     k->r_h = take(c, Nr * Dm);
     k->r_y2 = take(c, Nr * D);
-    k->xhat1 = take(c, N * D);
-    k->rstd1 = take(c, N);
+    k->z0 = take(c, N * D);
     k->qkv = take(c, N * 3 * D);
     k->P = take(c, op_attention_state_floats(&as));
     k->ao = take(c, N * D);
     k->y1 = take(c, N * D);
     if (F > 1) {
-        k->xhat2 = take(c, N * D);
-        k->rstd2 = take(c, N);
         k->qkvt = take(c, N * 3 * D);
         k->Pt = take(c, op_attention_state_floats(&at));
         k->aot = take(c, N * D);
         k->y2 = take(c, N * D);
     }
-    k->xhat3 = take(c, N * D);
-    k->rstd3 = take(c, N);
     k->h = take(c, N * Dm);
     k->y3 = take(c, N * D);
 }
@@ -81,6 +76,9 @@ static void layout_acts(Model *m, Carver *c) {
     a->uf = take(c, N * D);
     a->fout = take(c, N * s->p * s->p * s->C);
     a->mean = take(c, N + Nr);
+    a->xhat = take(c, N * D);
+    a->rstd = take(c, N);
+    a->zs = take(c, N * D);
     a->u = take(c, N * D);
     a->gelu = take(c, N * shape_Dm(s));
     /* im2col scratch of both passes: the largest conv is conv_in or a 3x3 over the full pose map */
