@@ -37,7 +37,12 @@ int main(int argc, char **argv) {
     Model m;
     model_create(&m, &s);
     fill(m.params, m.pt.total, &r, 0.3f);
+    size_t plan_a, plan_s;
+    model_plan(&m, B, s.F, &plan_a, &plan_s); /* what bench_step --plan reports */
     model_set_batch(&m, B, s.F);
+    CHECK(plan_a == m.act_floats && plan_s == m.scratch_floats,
+          "the memory plan is what model_set_batch allocates (%zu/%zu vs %zu/%zu floats)", plan_a, plan_s,
+          m.act_floats, m.scratch_floats);
     size_t nx = (size_t)B * s.F * s.C * s.H * s.W, np = (size_t)B * s.F * s.Cp * 16 * 16;
     float *x = malloc(nx * 4), *eps = malloc(nx * 4), *eh = malloc(nx * 4), *de = malloc(nx * 4);
     float *ref = malloc((size_t)B * s.C * s.H * s.W * 4), *pose = malloc(np * 4);
@@ -71,6 +76,8 @@ int main(int argc, char **argv) {
           m.grad_size, m.pt.total);
     CHECK(m.first_bwd == 2 && !m.input_grads, "backward stops at block 2 (first_bwd %d)", m.first_bwd);
     CHECK(m.act_floats < full_acts, "blocks 0-1 keep no activations: %zu -> %zu floats", full_acts, m.act_floats);
+    model_plan(&m, B, s.F, &plan_a, &plan_s);
+    CHECK(plan_a == m.act_floats && plan_s == m.scratch_floats, "the plan with blocks 0-1 frozen is what is allocated");
 
     float *eh2 = malloc(nx * 4);
     model_forward(&m, &batch, eh2);
