@@ -58,10 +58,11 @@ static void ln_modulate(float *xhat, float *rstd, float *u, float *mean, const f
     op_modulate(u, xhat, MOD(mod, shift, d->D), MOD(mod, scale, d->D), d->ld, G, T, d->D);
 }
 
-/* u = modulate(xhat) again, for a backward that needs the linear's input. */
-static void remodulate(float *u, const float *xhat, const float *mod, int shift, int scale, const Dims *d, int G,
-                       int T) {
-    op_modulate(u, xhat, MOD(mod, shift, d->D), MOD(mod, scale, d->D), d->ld, G, T, d->D);
+/* u = modulate(xhat) again for the weight gradient dw of the linear that
+ * reads u; a frozen linear (dw NULL) needs only its weights, so no u. */
+static void remodulate(const float *dw, float *u, const float *xhat, const float *mod, int shift, int scale,
+                       const Dims *d, int G, int T) {
+    if (dw) op_modulate(u, xhat, MOD(mod, shift, d->D), MOD(mod, scale, d->D), d->ld, G, T, d->D);
 }
 
 /* dx += d/dx of u = modulate(LN(x)); dxhat is scratch. */
@@ -99,12 +100,12 @@ static void mlp_backward(const Model *m, int b, float *dz, float *dmod, const fl
     ZERO(g->dy, (size_t)n * d->D);
     op_gate_residual_backward(g->dy, MOD(dmod, GATE_M, d->D), dz, a->y, MOD(mod, GATE_M, d->D), d->ld, G, T, d->D);
     ZERO(g->dgl, (size_t)n * d->Dm);
-    op_gelu_tanh(gl, a->h, (size_t)n * d->Dm);
+    if (dW(m, b, BP_FC2_W)) op_gelu_tanh(gl, a->h, (size_t)n * d->Dm); /* fc2's input, for its weight gradient */
     op_linear_backward(g->dgl, dW(m, b, BP_FC2_W), dW(m, b, BP_FC2_B), g->dy, gl, W(m, b, BP_FC2_W), n, d->Dm, d->D);
     ZERO(g->dh, (size_t)n * d->Dm);
     op_gelu_tanh_backward(g->dh, g->dgl, a->h, (size_t)n * d->Dm);
     ZERO(g->du, (size_t)n * d->D);
-    remodulate(u, a->xhat, mod, SHIFT_M, SCALE_M, d, G, T);
+    remodulate(dW(m, b, BP_FC1_W), u, a->xhat, mod, SHIFT_M, SCALE_M, d, G, T);
     op_linear_backward(g->du, dW(m, b, BP_FC1_W), dW(m, b, BP_FC1_B), g->dh, u, W(m, b, BP_FC1_W), n, d->D, d->Dm);
     ln_modulate_backward(dz, dmod, g->dxhat, g->du, a->xhat, a->rstd, mod, SHIFT_M, SCALE_M, d, G, T);
 }
@@ -146,7 +147,7 @@ void ref_block_backward(Model *m, int b, int full) {
         op_attention_backward(&as, g->dqkv_r, NULL, g->dao, k->r_ao, k->r_P, k->r_qkv, NULL, NULL, g->dS);
     }
     ZERO(g->dbank, d.Nr * d.D);
-    remodulate(m->a.u, k->r_xhat1, mod, SHIFT_S, SCALE_S, &d, d.B, d.S);
+    remodulate(dW(m, b, BP_QKV_W), m->a.u, k->r_xhat1, mod, SHIFT_S, SCALE_S, &d, d.B, d.S);
     op_linear_backward(g->dbank, dW(m, b, BP_QKV_W), dW(m, b, BP_QKV_B), g->dqkv_r, m->a.u, W(m, b, BP_QKV_W),
                        (int)d.Nr, d.D, 3 * d.D);
     ln_modulate_backward(dr, dmod, g->dxhat, g->dbank, k->r_xhat1, k->r_rstd1, mod, SHIFT_S, SCALE_S, &d, d.B, d.S);
@@ -225,7 +226,7 @@ void video_block_backward(Model *m, int b, const Batch *in) {
         op_attention_backward(&at, g->dqkv, NULL, g->dao, k->aot, k->Pt, k->qkvt, NULL, NULL, g->dS);
         ZERO(g->du, d.N * d.D);
         relayernorm(m, b, 1);
-        remodulate(m->a.u, m->a.xhat, mod, SHIFT_T, SCALE_T, &d, d.B, FS);
+        remodulate(dW(m, b, BP_TQKV_W), m->a.u, m->a.xhat, mod, SHIFT_T, SCALE_T, &d, d.B, FS);
         op_linear_backward(g->du, dW(m, b, BP_TQKV_W), dW(m, b, BP_TQKV_B), g->dqkv, m->a.u, W(m, b, BP_TQKV_W),
                            (int)d.N, d.D, D3);
         ln_modulate_backward(dz, dmod, g->dxhat, g->du, m->a.xhat, m->a.rstd, mod, SHIFT_T, SCALE_T, &d, d.B, FS);
@@ -241,7 +242,7 @@ void video_block_backward(Model *m, int b, const Batch *in) {
     op_attention_backward(&as, g->dqkv, g->dqkv_r, g->dao, k->ao, k->P, k->qkv, k->r_qkv, in->drop_ref, g->dS);
     ZERO(g->du, d.N * d.D);
     relayernorm(m, b, 0);
-    remodulate(m->a.u, m->a.xhat, mod, SHIFT_S, SCALE_S, &d, d.B, FS);
+    remodulate(dW(m, b, BP_QKV_W), m->a.u, m->a.xhat, mod, SHIFT_S, SCALE_S, &d, d.B, FS);
     op_linear_backward(g->du, dW(m, b, BP_QKV_W), dW(m, b, BP_QKV_B), g->dqkv, m->a.u, W(m, b, BP_QKV_W), (int)d.N,
                        d.D, D3);
     ln_modulate_backward(dz, dmod, g->dxhat, g->du, m->a.xhat, m->a.rstd, mod, SHIFT_S, SCALE_S, &d, d.B, FS);
