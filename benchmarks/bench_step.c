@@ -59,6 +59,7 @@ int main(int argc, char **argv) {
         else ep_die("bench_step: unknown option '%s'", argv[i]);
     }
     const char *be = backend ? backend : deck.train.backend;
+    if (strcmp(be, "cpu") && strcmp(be, "cuda")) ep_die("bench_step: unknown backend '%s' (expected cpu or cuda)", be);
     ops_select_named(plan ? "cpu" : be); /* a plan needs no device: the model is built on the host */
     const ModelShape *s = &deck.model;
     if (B <= 0) B = deck.train.batch;
