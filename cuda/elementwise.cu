@@ -65,6 +65,29 @@ __global__ static void layernorm_fwd(float *xhat, float *mean, float *rstd, cons
     }
 }
 
+/* layernorm_fwd's statistics, then modulate per element; u or xhat may be NULL */
+__global__ static void ln_modulate_fwd(float *u, float *xhat, float *mean, float *rstd, const float *x,
+                                       const float *shift, const float *scale, int ld, int T, int N, int D) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= N) return;
+    const float *r = x + (size_t)row * D, *sh = shift + (size_t)(row / T) * ld, *sc = scale + (size_t)(row / T) * ld;
+    float s = 0.0f;
+    for (int i = lane; i < D; i += 32) s += r[i];
+    float mu = warp_sum(s) / D, ss = 0.0f;
+    for (int i = lane; i < D; i += 32) ss += (r[i] - mu) * (r[i] - mu);
+    float rs = rsqrtf(warp_sum(ss) / D + 1e-6f);
+    size_t o = (size_t)row * D;
+    for (int i = lane; i < D; i += 32) {
+        float xh = (r[i] - mu) * rs;
+        if (xhat) xhat[o + i] = xh;
+        if (u) u[o + i] = xh * (1.0f + sc[i]) + sh[i];
+    }
+    if (lane == 0) {
+        mean[row] = mu;
+        rstd[row] = rs;
+    }
+}
+
 __global__ static void layernorm_bwd(float *dx, const float *dxhat, const float *xhat, const float *rstd, int N, int D) {
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= N) return;
@@ -83,6 +106,13 @@ __global__ static void layernorm_bwd(float *dx, const float *dxhat, const float 
 extern "C" void cuda_layernorm(float *xhat, float *mean, float *rstd, const float *x, int N, int D) {
     layernorm_fwd<<<blocks_for(N, TPB / 32), TPB>>>(xhat, mean, rstd, x, N, D);
     KCHECK("layernorm_fwd");
+}
+
+extern "C" void cuda_ln_modulate(float *u, float *xhat, float *mean, float *rstd, const float *x, const float *shift,
+                                 const float *scale, int ld, int G, int T, int D) {
+    int N = G * T;
+    ln_modulate_fwd<<<blocks_for(N, TPB / 32), TPB>>>(u, xhat, mean, rstd, x, shift, scale, ld, T, N, D);
+    KCHECK("ln_modulate_fwd");
 }
 
 extern "C" void cuda_layernorm_backward(float *dx, const float *dxhat, const float *xhat, const float *rstd, int N,

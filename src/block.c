@@ -51,11 +51,10 @@ AttnShape attn_shape_temporal(const Model *m) {
 enum { SHIFT_S, SCALE_S, GATE_S, SHIFT_T, SCALE_T, GATE_T, SHIFT_M, SCALE_M, GATE_M };
 #define MOD(base, which, D) ((base) + (size_t)(which) * (D))
 
-/* u = modulate(LN(x)) over G groups of T rows. */
+/* u = modulate(LN(x)) over G groups of T rows, in one pass; xhat (if not NULL) keeps LN(x). */
 static void ln_modulate(float *xhat, float *rstd, float *u, float *mean, const float *x, const float *mod,
                         int shift, int scale, const Dims *d, int G, int T) {
-    op_layernorm(xhat, mean, rstd, x, G * T, d->D);
-    op_modulate(u, xhat, MOD(mod, shift, d->D), MOD(mod, scale, d->D), d->ld, G, T, d->D);
+    op_ln_modulate(u, xhat, mean, rstd, x, MOD(mod, shift, d->D), MOD(mod, scale, d->D), d->ld, G, T, d->D);
 }
 
 /* u = modulate(xhat) again for the weight gradient dw of the linear that
@@ -77,8 +76,10 @@ static void ln_modulate_backward(float *dx, float *dmod, float *dxhat, const flo
 }
 
 /* MLP sub-layer on a stream of G groups of T rows (shared by both passes);
- * its LayerNorm output u and GELU output g live in Acts.u / Acts.gelu only
- * while they are used, and backward recomputes them. */
+ * its modulated LayerNorm output u and GELU output g live in Acts.u /
+ * Acts.gelu only while they are used: backward recomputes g, and u is
+ * rebuilt by the caller before mlp_backward (when fc1 trains). xhat is NULL
+ * where backward rebuilds it too (the video pass). */
 typedef struct { float *xhat, *rstd, *h, *y; } MlpActs;
 
 static void mlp_forward(const Model *m, int b, float *z, const float *mod, const MlpActs *a, const Dims *d, int G,
@@ -105,7 +106,6 @@ static void mlp_backward(const Model *m, int b, float *dz, float *dmod, const fl
     ZERO(g->dh, (size_t)n * d->Dm);
     op_gelu_tanh_backward(g->dh, g->dgl, a->h, (size_t)n * d->Dm);
     ZERO(g->du, (size_t)n * d->D);
-    remodulate(dW(m, b, BP_FC1_W), u, a->xhat, mod, SHIFT_M, SCALE_M, d, G, T);
     op_linear_backward(g->du, dW(m, b, BP_FC1_W), dW(m, b, BP_FC1_B), g->dh, u, W(m, b, BP_FC1_W), n, d->D, d->Dm);
     ln_modulate_backward(dz, dmod, g->dxhat, g->du, a->xhat, a->rstd, mod, SHIFT_M, SCALE_M, d, G, T);
 }
@@ -137,6 +137,7 @@ void ref_block_backward(Model *m, int b, int full) {
     float *dmod = g->dmod + (size_t)d.B * d.ld;
     if (full) {
         MlpActs a = {k->r_xhat2, k->r_rstd2, k->r_h, k->r_y2};
+        remodulate(dW(m, b, BP_FC1_W), m->a.u, k->r_xhat2, mod, SHIFT_M, SCALE_M, &d, d.B, d.S);
         mlp_backward(m, b, dr, dmod, mod, &a, &d, d.B, d.S);
         ZERO(g->dy, d.Nr * d.D);
         op_gate_residual_backward(g->dy, MOD(dmod, GATE_S, d.D), dr, k->r_y1, MOD(mod, GATE_S, d.D), d.ld, d.B, d.S, d.D);
@@ -165,7 +166,7 @@ void video_block_forward(Model *m, int b, const Batch *in) {
     ops_copy(k->z0, z, d.N * d.D * sizeof(float)); /* backward rebuilds the LayerNorm inputs from it */
 
     /* spatial: each frame's queries see its own S tokens and the sample's bank */
-    ln_modulate(m->a.xhat, m->a.rstd, m->a.u, m->a.mean, z, mod, SHIFT_S, SCALE_S, &d, d.B, FS);
+    ln_modulate(NULL, m->a.rstd, m->a.u, m->a.mean, z, mod, SHIFT_S, SCALE_S, &d, d.B, FS);
     op_linear(k->qkv, m->a.u, W(m, b, BP_QKV_W), W(m, b, BP_QKV_B), (int)d.N, d.D, D3);
     AttnShape as = attn_shape_spatial(m);
     op_attention(&as, k->ao, k->P, k->qkv, k->r_qkv, in->drop_ref);
@@ -174,7 +175,7 @@ void video_block_forward(Model *m, int b, const Batch *in) {
 
     /* temporal: each spatial position attends across the F frames (strided rows) */
     if (d.F > 1) {
-        ln_modulate(m->a.xhat, m->a.rstd, m->a.u, m->a.mean, z, mod, SHIFT_T, SCALE_T, &d, d.B, FS);
+        ln_modulate(NULL, m->a.rstd, m->a.u, m->a.mean, z, mod, SHIFT_T, SCALE_T, &d, d.B, FS);
         op_linear(k->qkvt, m->a.u, W(m, b, BP_TQKV_W), W(m, b, BP_TQKV_B), (int)d.N, d.D, D3);
         AttnShape at = attn_shape_temporal(m);
         op_attention(&at, k->aot, k->Pt, k->qkvt, NULL, NULL);
@@ -182,14 +183,16 @@ void video_block_forward(Model *m, int b, const Batch *in) {
         op_gate_residual(z, k->y2, MOD(mod, GATE_T, d.D), d.ld, d.B, FS, d.D);
     }
 
-    MlpActs a = {m->a.xhat, m->a.rstd, k->h, k->y3};
+    MlpActs a = {NULL, m->a.rstd, k->h, k->y3};
     mlp_forward(m, b, z, mod, &a, &d, d.B, FS);
 }
 
 /* Acts.xhat, Acts.rstd := the LayerNorm in front of sub-layer `sub` (0
  * spatial, 1 temporal, 2 MLP) as forward computed it: the block's input plus
- * the gated branches before that sub-layer, added in forward's order. */
-static void relayernorm(Model *m, int b, int sub) {
+ * the gated branches before that sub-layer, added in forward's order; and
+ * Acts.u := its modulated output when dw, the weight gradient of the linear
+ * reading u, is wanted. */
+static void relayernorm(Model *m, int b, int sub, int shift, int scale, const float *dw) {
     Dims d = dims(m);
     const BlockActs *k = &m->a.blk[b];
     int FS = d.F * d.S;
@@ -200,7 +203,7 @@ static void relayernorm(Model *m, int b, int sub) {
         if (sub > 1 && d.F > 1) op_gate_residual(m->a.zs, k->y2, MOD(k->mod, GATE_T, d.D), d.ld, d.B, FS, d.D);
         x = m->a.zs;
     }
-    op_layernorm(m->a.xhat, m->a.mean, m->a.rstd, x, (int)d.N, d.D);
+    ln_modulate(m->a.xhat, m->a.rstd, dw ? m->a.u : NULL, m->a.mean, x, k->mod, shift, scale, &d, d.B, FS);
 }
 
 void video_block_backward(Model *m, int b, const Batch *in) {
@@ -212,7 +215,7 @@ void video_block_backward(Model *m, int b, const Batch *in) {
     int FS = d.F * d.S, D3 = 3 * d.D;
 
     MlpActs a = {m->a.xhat, m->a.rstd, k->h, k->y3};
-    relayernorm(m, b, 2);
+    relayernorm(m, b, 2, SHIFT_M, SCALE_M, dW(m, b, BP_FC1_W));
     mlp_backward(m, b, dz, dmod, mod, &a, &d, d.B, FS);
 
     if (d.F > 1) {
@@ -225,8 +228,7 @@ void video_block_backward(Model *m, int b, const Batch *in) {
         AttnShape at = attn_shape_temporal(m);
         op_attention_backward(&at, g->dqkv, NULL, g->dao, k->aot, k->Pt, k->qkvt, NULL, NULL, g->dS);
         ZERO(g->du, d.N * d.D);
-        relayernorm(m, b, 1);
-        remodulate(dW(m, b, BP_TQKV_W), m->a.u, m->a.xhat, mod, SHIFT_T, SCALE_T, &d, d.B, FS);
+        relayernorm(m, b, 1, SHIFT_T, SCALE_T, dW(m, b, BP_TQKV_W));
         op_linear_backward(g->du, dW(m, b, BP_TQKV_W), dW(m, b, BP_TQKV_B), g->dqkv, m->a.u, W(m, b, BP_TQKV_W),
                            (int)d.N, d.D, D3);
         ln_modulate_backward(dz, dmod, g->dxhat, g->du, m->a.xhat, m->a.rstd, mod, SHIFT_T, SCALE_T, &d, d.B, FS);
@@ -241,8 +243,7 @@ void video_block_backward(Model *m, int b, const Batch *in) {
     AttnShape as = attn_shape_spatial(m);
     op_attention_backward(&as, g->dqkv, g->dqkv_r, g->dao, k->ao, k->P, k->qkv, k->r_qkv, in->drop_ref, g->dS);
     ZERO(g->du, d.N * d.D);
-    relayernorm(m, b, 0);
-    remodulate(dW(m, b, BP_QKV_W), m->a.u, m->a.xhat, mod, SHIFT_S, SCALE_S, &d, d.B, FS);
+    relayernorm(m, b, 0, SHIFT_S, SCALE_S, dW(m, b, BP_QKV_W));
     op_linear_backward(g->du, dW(m, b, BP_QKV_W), dW(m, b, BP_QKV_B), g->dqkv, m->a.u, W(m, b, BP_QKV_W), (int)d.N,
                        d.D, D3);
     ln_modulate_backward(dz, dmod, g->dxhat, g->du, m->a.xhat, m->a.rstd, mod, SHIFT_S, SCALE_S, &d, d.B, FS);

@@ -53,8 +53,7 @@ static void forward(Model *m, const Batch *in, float *eps_hat) {
     }
 
     op_linear(a->fmod, a->sc, P(m, m->pt.f_ada_w), P(m, m->pt.f_ada_b), B, D, 2 * D);
-    op_layernorm(a->xhatf, a->mean, a->rstdf, a->zr, (int)N, D);
-    op_modulate(a->uf, a->xhatf, a->fmod, a->fmod + D, 2 * D, B, F * S, D);
+    op_ln_modulate(a->uf, a->xhatf, a->mean, a->rstdf, a->zr, a->fmod, a->fmod + D, 2 * D, B, F * S, D);
     op_linear(a->fout, a->uf, P(m, m->pt.f_lin_w), P(m, m->pt.f_lin_b), (int)N, D, PPC);
     op_unpatchify_final(eps_hat, a->fout, BF, C, H, Wd, p);
 }

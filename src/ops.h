@@ -70,6 +70,11 @@ void op_layernorm_backward(float *dx, const float *dxhat, const float *xhat, con
 void op_modulate(float *out, const float *x, const float *shift, const float *scale, int ld, int G, int T, int D);
 void op_modulate_backward(float *dx, float *dshift, float *dscale, const float *dout, const float *x,
                           const float *scale, int ld, int G, int T, int D);
+/* Both in one pass over x [G*T, D] (the same values as op_layernorm then
+ * op_modulate): u = modulate(xhat) unless u is NULL, xhat itself only where
+ * xhat is not NULL (backward can rebuild it), mean and rstd always. */
+void op_ln_modulate(float *u, float *xhat, float *mean, float *rstd, const float *x, const float *shift,
+                    const float *scale, int ld, int G, int T, int D);
 /* z += gate[g] * y per group of T rows; backward: dy += gate * dz, dgate[g] += sum(dz * y). */
 void op_gate_residual(float *z, const float *y, const float *gate, int ld, int G, int T, int D);
 void op_gate_residual_backward(float *dy, float *dgate, const float *dz, const float *y, const float *gate,

@@ -10,6 +10,9 @@ OP(linear_backward, (float *din, float *dW, float *db, const float *dout, const 
 OP(layernorm, (float *xhat, float *mean, float *rstd, const float *x, int N, int D), (xhat, mean, rstd, x, N, D), 0)
 OP(layernorm_backward, (float *dx, const float *dxhat, const float *xhat, const float *rstd, int N, int D),
    (dx, dxhat, xhat, rstd, N, D), 0)
+OP(ln_modulate, (float *u, float *xhat, float *mean, float *rstd, const float *x, const float *shift,
+                  const float *scale, int ld, int G, int T, int D),
+   (u, xhat, mean, rstd, x, shift, scale, ld, G, T, D), 0)
 OP(modulate, (float *out, const float *x, const float *shift, const float *scale, int ld, int G, int T, int D),
    (out, x, shift, scale, ld, G, T, D), 0)
 OP(modulate_backward, (float *dx, float *dshift, float *dscale, const float *dout, const float *x,

@@ -138,6 +138,17 @@ static void test_norm_mod(void) {
     cuda_modulate_backward(d_dx, d_dtab, d_dtab + D, d_g, d_x, d_tab + D, ld, G, T, D);
     check("modulate_backward dx", rel_err(d_dx, dx, n), 1e-5);
     check("modulate_backward dshift, dscale", rel_err(d_dtab, dtab, nt), 1e-5);
+    {   /* the fused LayerNorm + modulate, with and without xhat */
+        float *u = hrand(n, 1), *xh = hrand(n, 1), *d_u = dev(u, n), *d_xh = dev(xh, n), *d_u2 = dev(u, n);
+        cpu_ln_modulate(u, xh, mean, rstd, x, tab, tab + D, ld, G, T, D);
+        cuda_ln_modulate(d_u, d_xh, d_mean, d_rstd, d_x, d_tab, d_tab + D, ld, G, T, D);
+        check("ln_modulate u", rel_err(d_u, u, n), 1e-4);
+        check("ln_modulate xhat", rel_err(d_xh, xh, n), 1e-4);
+        check("ln_modulate rstd", rel_err(d_rstd, rstd, N), 1e-4);
+        cuda_ln_modulate(d_u2, NULL, d_mean, d_rstd, d_x, d_tab, d_tab + D, ld, G, T, D);
+        check("ln_modulate u without xhat", rel_err(d_u2, u, n), 1e-4);
+        free(u), free(xh), cuda_free(d_u), cuda_free(d_xh), cuda_free(d_u2);
+    }
     cpu_gate_residual(out, x, tab + 2 * D, ld, G, T, D);
     cuda_gate_residual(d_out, d_x, d_tab + 2 * D, ld, G, T, D);
     check("gate_residual", rel_err(d_out, out, n), 1e-5);

@@ -272,6 +272,28 @@ static void test_linear(void) {
     free(c.in); free(c.W); free(c.b); free(c.out); free(c.R); free(c.gin); free(c.gW); free(c.gb);
 }
 
+/* ------------------------------------------- fused layernorm + modulate */
+
+/* op_ln_modulate must give exactly op_layernorm then op_modulate (backward
+ * rebuilds activations with it, and results must not change), also when
+ * asked for u only. */
+static void test_ln_modulate(void) {
+    int G = 3, T = 5, D = 24, ld = 9 * D + 3, N = G * T;
+    size_t n = (size_t)N * D, nm = (size_t)G * ld;
+    float *x = falloc(n), *tab = falloc(nm), *xh = falloc(n), *mu = falloc(N), *rs = falloc(N), *u = falloc(n);
+    float *xh2 = falloc(n), *mu2 = falloc(N), *rs2 = falloc(N), *u2 = falloc(n), *u3 = falloc(n);
+    fill(x, n, 0.7f, 1.3f);
+    fill(tab, nm, 0, 0.5f);
+    op_layernorm(xh, mu, rs, x, N, D);
+    op_modulate(u, xh, tab, tab + D, ld, G, T, D);
+    op_ln_modulate(u2, xh2, mu2, rs2, x, tab, tab + D, ld, G, T, D);
+    int same = !memcmp(u, u2, n * 4) && !memcmp(xh, xh2, n * 4) && !memcmp(mu, mu2, N * 4) && !memcmp(rs, rs2, N * 4);
+    report_max("ln_modulate = layernorm then modulate (bitwise; 1 = differs)", !same, 0.5);
+    op_ln_modulate(u3, NULL, mu2, rs2, x, tab, tab + D, ld, G, T, D);
+    report_max("ln_modulate without xhat: same u (bitwise; 1 = differs)", memcmp(u, u3, n * 4) != 0, 0.5);
+    free(x), free(tab), free(xh), free(mu), free(rs), free(u), free(xh2), free(mu2), free(rs2), free(u2), free(u3);
+}
+
 /* ------------------------------------------------------------- layernorm */
 
 typedef struct {
@@ -920,6 +942,7 @@ int main(void) {
     test_linear();
     test_layernorm();
     test_modulate();
+    test_ln_modulate();
     test_gate_residual();
     test_activation(0);
     test_activation(1);
