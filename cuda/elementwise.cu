@@ -48,15 +48,22 @@ __device__ static float warp_sum(float v) {
     return v;
 }
 
-__global__ static void layernorm_fwd(float *xhat, float *mean, float *rstd, const float *x, int N, int D) {
-    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (row >= N) return;
-    const float *r = x + (size_t)row * D;
+/* A row's mean and 1/sqrt(var + 1e-6), the warp's lanes striding over it. */
+__device__ static void row_stats(const float *r, int D, int lane, float *mean, float *rstd) {
     float s = 0.0f;
     for (int i = lane; i < D; i += 32) s += r[i];
     float mu = warp_sum(s) / D, ss = 0.0f;
     for (int i = lane; i < D; i += 32) ss += (r[i] - mu) * (r[i] - mu);
-    float rs = rsqrtf(warp_sum(ss) / D + 1e-6f);
+    *mean = mu;
+    *rstd = rsqrtf(warp_sum(ss) / D + 1e-6f);
+}
+
+__global__ static void layernorm_fwd(float *xhat, float *mean, float *rstd, const float *x, int N, int D) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= N) return;
+    const float *r = x + (size_t)row * D;
+    float mu, rs;
+    row_stats(r, D, lane, &mu, &rs);
     float *o = xhat + (size_t)row * D;
     for (int i = lane; i < D; i += 32) o[i] = (r[i] - mu) * rs;
     if (lane == 0) {
@@ -71,11 +78,8 @@ __global__ static void ln_modulate_fwd(float *u, float *xhat, float *mean, float
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= N) return;
     const float *r = x + (size_t)row * D, *sh = shift + (size_t)(row / T) * ld, *sc = scale + (size_t)(row / T) * ld;
-    float s = 0.0f;
-    for (int i = lane; i < D; i += 32) s += r[i];
-    float mu = warp_sum(s) / D, ss = 0.0f;
-    for (int i = lane; i < D; i += 32) ss += (r[i] - mu) * (r[i] - mu);
-    float rs = rsqrtf(warp_sum(ss) / D + 1e-6f);
+    float mu, rs;
+    row_stats(r, D, lane, &mu, &rs);
     size_t o = (size_t)row * D;
     for (int i = lane; i < D; i += 32) {
         float xh = (r[i] - mu) * rs;
