@@ -101,15 +101,15 @@ rm -f "$out/.step"
 # the table: one row per benchmark, from the key=value lines above
 {
     echo
-    echo "| what | ms per step | TFLOP/s | MFU % | peak MiB |"
-    echo "|---|---|---|---|---|"
+    echo "| what | ms per step | TFLOP/s | MFU % | peak MiB | planned MiB |"
+    echo "|---|---|---|---|---|---|"
     awk '/^===== /{name=$2; sub(/:$/, "", name)} /ms_per_step=/{ms=tf=mem="";
          for(i=1;i<=NF;i++){split($i,kv,"="); if(kv[1]=="ms_per_step")ms=kv[2]; if(kv[1]=="tflops")tf=kv[2]; if(kv[1]=="mem_mib")mem=kv[2]}
          row[name]=ms" | "tf" | "}
          /^mfu_percent=/{split($1,kv,"="); mfu[name]=kv[2]}
-         /mem_mib=/{for(i=1;i<=NF;i++){split($i,kv,"="); if(kv[1]=="mem_mib")m[name]=kv[2]}}
+         /mem_mib=/{for(i=1;i<=NF;i++){split($i,kv,"="); if(kv[1]=="mem_mib")m[name]=kv[2]; if(kv[1]=="plan_mib")pl[name]=kv[2]}}
          /^torch_step_ms/{row[name]=$2" | - | "; mfu[name]="-"}
-         END{for(n in row) printf "| %s | %s%s | %s |\n", n, row[n], mfu[n], m[n]}' "$logf" | sort
+         END{for(n in row) printf "| %s | %s%s | %s | %s |\n", n, row[n], mfu[n], m[n], pl[n]}' "$logf" | sort
     grep -h -o '"peak_mib": [0-9.]*' "$out/torch_paper.json" 2>/dev/null | sed 's/^/torch_paper /'
     grep -h 'gemm_peak_bf16' "$logf" | head -1
 } | tee -a "$sum"
