@@ -163,7 +163,8 @@ void video_block_forward(Model *m, int b, const Batch *in) {
     const float *mod = k->mod;
     int FS = d.F * d.S, D3 = 3 * d.D;
 
-    ops_copy(k->z0, z, d.N * d.D * sizeof(float)); /* backward rebuilds the LayerNorm inputs from it */
+    if (!m->forward_only && b >= m->first_bwd) /* backward rebuilds the LayerNorm inputs from it */
+        ops_copy(k->z0, z, d.N * d.D * sizeof(float));
 
     /* spatial: each frame's queries see its own S tokens and the sample's bank */
     ln_modulate(NULL, m->a.rstd, m->a.u, m->a.mean, z, mod, SHIFT_S, SCALE_S, &d, d.B, FS);
