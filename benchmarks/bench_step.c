@@ -68,6 +68,7 @@ int main(int argc, char **argv) {
     Model m;
     model_create(&m, s);
     m.resident = 1;
+    m.recompute = deck.train.recompute; /* --set train.recompute=1 */
     uint8_t *mask = calloc((size_t)m.pt.n, 1);
     for (int i = 0; i < m.pt.n; i++)
         mask[i] = freeze == 0 || (i >= m.pt.blk0 && (m.pt.info[i].block < 0 || m.pt.info[i].block >= freeze));
@@ -78,9 +79,9 @@ int main(int argc, char **argv) {
     size_t pb = m.pt.total * 4, gb = m.grad_size * 4, ob = 2 * gb, ab = act * 4, sb = scratch * 4;
     if (plan) {
         ops_assume(BACKEND_CPU);
-        printf("plan backend=%s B=%d F=%d S=%d D=%d L=%d freeze=%d params_gib=%.2f grads_gib=%.2f moments_gib=%.2f "
+        printf("plan backend=%s B=%d F=%d S=%d D=%d L=%d freeze=%d recompute=%d params_gib=%.2f grads_gib=%.2f moments_gib=%.2f "
                "acts_gib=%.2f scratch_gib=%.2f total_gib=%.2f total_gb=%.2f\n",
-               be, B, s->F, shape_S(s), s->D, s->L, freeze, (double)pb / G, (double)gb / G, (double)ob / G,
+               be, B, s->F, shape_S(s), s->D, s->L, freeze, m.recompute, (double)pb / G, (double)gb / G, (double)ob / G,
                (double)ab / G, (double)sb / G, (double)(pb + gb + ob + ab + sb) / G,
                (double)(pb + gb + ob + ab + sb) / 1e9);
         free(mask);
@@ -126,9 +127,9 @@ int main(int argc, char **argv) {
     ops_sync();
     double dt = (now() - t0) / steps, fl = (ops_flops() - f0) / steps;
     double tf = fl / dt / 1e12;
-    printf("backend=%s B=%d F=%d S=%d D=%d L=%d freeze=%d params=%zu trainable=%zu ms_per_step=%.1f "
+    printf("backend=%s B=%d F=%d S=%d D=%d L=%d freeze=%d recompute=%d params=%zu trainable=%zu ms_per_step=%.1f "
            "gflop_per_step=%.1f tflops=%.2f mem_mib=%.0f plan_mib=%.0f loss=%.5f device=\"%s\"\n",
-           ops_backend_name(), B, s->F, shape_S(s), s->D, s->L, freeze, m.pt.total, m.grad_size, 1e3 * dt, fl / 1e9, tf,
+           ops_backend_name(), B, s->F, shape_S(s), s->D, s->L, freeze, m.recompute, m.pt.total, m.grad_size, 1e3 * dt, fl / 1e9, tf,
            ops_mem_peak() / 1048576.0, (double)(pb + gb + ob + ab + sb) / 1048576.0, loss, ops_device_desc());
     if (peak > 0) printf("mfu_percent=%.1f (against %.0f TFLOP/s)\n", 100 * tf / peak, peak);
     ops_profile_report(stdout); /* ENTPROG_PROFILE=1: where the passes' time went, per op */

@@ -88,6 +88,8 @@ run bench_paper_fp32attn 60 "${lib[@]}" ENTPROG_ATTN=fp32 "$bin/bench_step" inpu
 run bench_paper 40 "${lib[@]}" "$bin/bench_step" inputs/paper.ini --backend "$be" --batch 1 --steps 3 --warmup 1 --peak "$peak"
 run bench_paper_freeze21 45 "${lib[@]}" "$bin/bench_step" inputs/paper.ini --backend "$be" --batch 1 --steps 2 --warmup 1 \
     --freeze 21 --peak "$peak"
+run bench_paper_recompute 45 "${lib[@]}" "$bin/bench_step" inputs/paper.ini --backend "$be" --batch 1 --steps 2 \
+    --warmup 1 --peak "$peak" --set train.recompute=1
 run bench_paper_banksplit 40 "${lib[@]}" ENTPROG_ATTN_BANK=split "$bin/bench_step" inputs/paper.ini --backend "$be" \
     --batch 1 --steps 3 --warmup 1 --peak "$peak"
 run profile_paper 40 "${lib[@]}" ENTPROG_PROFILE=1 "$bin/bench_step" inputs/paper.ini --backend "$be" --batch 1 \

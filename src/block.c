@@ -156,15 +156,13 @@ void ref_block_backward(Model *m, int b, int full) {
 
 /* ---- video pass ---- */
 
-void video_block_forward(Model *m, int b, const Batch *in) {
+/* The video pass of block b on the stream m->a.zr (in place). */
+static void video_forward(Model *m, int b, const Batch *in) {
     Dims d = dims(m);
     BlockActs *k = &m->a.blk[b];
     float *z = m->a.zr;
     const float *mod = k->mod;
     int FS = d.F * d.S, D3 = 3 * d.D;
-
-    if (!m->forward_only && b >= m->first_bwd) /* backward rebuilds the LayerNorm inputs from it */
-        ops_copy(k->z0, z, d.N * d.D * sizeof(float));
 
     /* spatial: each frame's queries see its own S tokens and the sample's bank */
     ln_modulate(NULL, m->a.rstd, m->a.u, m->a.mean, z, mod, SHIFT_S, SCALE_S, &d, d.B, FS);
@@ -186,6 +184,23 @@ void video_block_forward(Model *m, int b, const Batch *in) {
 
     MlpActs a = {NULL, m->a.rstd, k->h, k->y3};
     mlp_forward(m, b, z, mod, &a, &d, d.B, FS);
+}
+
+void video_block_forward(Model *m, int b, const Batch *in) {
+    Dims d = dims(m);
+    if (!m->forward_only && b >= m->first_bwd) /* backward rebuilds the LayerNorm inputs (and more) from it */
+        ops_copy(m->a.blk[b].z0, m->a.zr, d.N * d.D * sizeof(float));
+    video_forward(m, b, in);
+}
+
+/* The video stream is free during backward (nothing reads it after the
+ * final layer), so the block reruns on it from its input. */
+void video_block_recompute(Model *m, int b, const Batch *in) {
+    Dims d = dims(m);
+    ops_copy(m->a.zr, m->a.blk[b].z0, d.N * d.D * sizeof(float));
+    ops_count_flops(0);
+    video_forward(m, b, in);
+    ops_count_flops(1);
 }
 
 /* Acts.xhat, Acts.rstd := the LayerNorm in front of sub-layer `sub` (0

@@ -6,6 +6,9 @@
 void ref_block_forward(Model *m, int b, int full);
 void ref_block_backward(Model *m, int b, int full);
 void video_block_forward(Model *m, int b, const Batch *in);
+/* m->recompute: video block b's forward once more, from its kept input z0
+ * into the shared activations, right before its backward. */
+void video_block_recompute(Model *m, int b, const Batch *in);
 void video_block_backward(Model *m, int b, const Batch *in);
 
 /* The attention layouts of the reference pass, the spatial and the temporal sub-layer. */

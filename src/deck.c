@@ -81,6 +81,7 @@ static const KeyDef KEYS[] = {
     INT("train", "keep_ckpts", train.keep_ckpts, 0),
     INT("train", "val_batches", train.val_batches, 0),
     ENUM("train", "backend", train.backend, "cpu|cuda"),
+    INT("train", "recompute", train.recompute, 0),
 
     ENUM("entprog", "method", prog.method, "full|entprog|static|linear|random|depth|temporal"),
     INT("entprog", "stages", prog.stages, 1),
@@ -239,6 +240,7 @@ static void check_deck(const Deck *d, const char *label) {
                label, d->train.val_every);
     if (d->train.val_every > 0 && d->data.n_val < 1)
         ep_die("deck '%s': train.val_every = %d needs data.n_val >= 1 validation videos", label, d->train.val_every);
+    if (d->train.recompute > 1) ep_die("deck '%s': train.recompute = %d must be 0 or 1", label, d->train.recompute);
     if (d->prog.reverse > 1) ep_die("deck '%s': entprog.reverse = %d must be 0 or 1", label, d->prog.reverse);
     if (d->prog.train_inputs > 1)
         ep_die("deck '%s': entprog.train_inputs = %d must be 0 or 1", label, d->prog.train_inputs);

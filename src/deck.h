@@ -31,7 +31,8 @@ typedef struct {
     double p_drop_ref, p_drop_pose;
     int log_every, val_every, ckpt_every, keep_ckpts;
     int val_batches;          /* validation batches (fixed samples, t and noise) */
-    char backend[16];         /* cpu (cuda later) */
+    char backend[16];         /* cpu | cuda */
+    int recompute;            /* 1: blocks keep only their input; backward recomputes their activations */
 } TrainConfig;
 
 /* [entprog]: how fine-tuning chooses what trains (docs/entprog.md). */

@@ -92,6 +92,7 @@ static void backward(Model *m, const Batch *in, const float *deps) {
         if (skipped(m, b)) continue;
         op_zero(g->dmod, (size_t)2 * B * 9 * D);
         op_zero(g->dqkv_r, Nr * 3 * D);
+        if (m->recompute) video_block_recompute(m, b, in);
         video_block_backward(m, b, in);
         ref_block_backward(m, b, b < last);
         op_linear_backward(dsc, Gb(m, b, BP_ADA_W), Gb(m, b, BP_ADA_B), g->dmod, a->sc, Pb(m, b, BP_ADA_W), 2 * B,

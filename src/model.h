@@ -80,6 +80,8 @@ typedef struct {
      * model_params_to_host). */
     float *w, *cgrads;
     int cgrads_zero;          /* cgrads is known to be all zero (model_zero_grads) */
+    int recompute;            /* set before model_set_batch: video blocks keep only their input z0 and
+                                 backward reruns each one's forward into one shared set (train.recompute) */
     int forward_only;         /* set before model_set_batch: no gradients, no backward scratch; on a
                                  GPU the parameters are uploaded once, at the first forward */
     int w_current;            /* w holds the latest parameters (else the next forward uploads them) */

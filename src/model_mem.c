@@ -18,23 +18,12 @@ static float *take(Carver *c, size_t n) {
     return p;
 }
 
-static void carve_block(const Model *m, Carver *c, BlockActs *k) {
+/* The video pass's activations of one block (all but its input z0). */
+static void carve_video(const Model *m, Carver *c, BlockActs *k) {
     const ModelShape *s = &m->shape;
     int B = m->B, F = s->F, D = s->D, S = shape_S(s), Dm = shape_Dm(s);
-    size_t N = (size_t)B * F * S, Nr = (size_t)B * S;
-    AttnShape ar = attn_shape_ref(m), as = attn_shape_spatial(m), at = attn_shape_temporal(m);
-    k->mod = take(c, (size_t)2 * B * 9 * D);
-    k->r_xhat1 = take(c, Nr * D);
-    k->r_rstd1 = take(c, Nr);
-    k->r_qkv = take(c, Nr * 3 * D);
-    k->r_P = take(c, op_attention_state_floats(&ar));
-    k->r_ao = take(c, Nr * D);
-    k->r_y1 = take(c, Nr * D);
-    k->r_xhat2 = take(c, Nr * D);
-    k->r_rstd2 = take(c, Nr);
-    k->r_h = take(c, Nr * Dm);
-    k->r_y2 = take(c, Nr * D);
-    k->z0 = take(c, N * D);
+    size_t N = (size_t)B * F * S;
+    AttnShape as = attn_shape_spatial(m), at = attn_shape_temporal(m);
     k->qkv = take(c, N * 3 * D);
     k->P = take(c, op_attention_state_floats(&as));
     k->ao = take(c, N * D);
@@ -47,6 +36,34 @@ static void carve_block(const Model *m, Carver *c, BlockActs *k) {
     }
     k->h = take(c, N * Dm);
     k->y3 = take(c, N * D);
+}
+
+/* One block's activations; with `shared` (recompute) its video pass uses
+ * that one set, which backward refills block by block. */
+static void carve_block(const Model *m, Carver *c, BlockActs *k, const BlockActs *shared) {
+    const ModelShape *s = &m->shape;
+    int B = m->B, F = s->F, D = s->D, S = shape_S(s), Dm = shape_Dm(s);
+    size_t N = (size_t)B * F * S, Nr = (size_t)B * S;
+    AttnShape ar = attn_shape_ref(m);
+    k->mod = take(c, (size_t)2 * B * 9 * D);
+    k->r_xhat1 = take(c, Nr * D);
+    k->r_rstd1 = take(c, Nr);
+    k->r_qkv = take(c, Nr * 3 * D);
+    k->r_P = take(c, op_attention_state_floats(&ar));
+    k->r_ao = take(c, Nr * D);
+    k->r_y1 = take(c, Nr * D);
+    k->r_xhat2 = take(c, Nr * D);
+    k->r_rstd2 = take(c, Nr);
+    k->r_h = take(c, Nr * Dm);
+    k->r_y2 = take(c, Nr * D);
+    k->z0 = take(c, N * D);
+    if (!shared) {
+        carve_video(m, c, k);
+        return;
+    }
+    k->qkv = shared->qkv, k->P = shared->P, k->ao = shared->ao, k->y1 = shared->y1;
+    k->qkvt = shared->qkvt, k->Pt = shared->Pt, k->aot = shared->aot, k->y2 = shared->y2;
+    k->h = shared->h, k->y3 = shared->y3;
 }
 
 static void layout_acts(Model *m, Carver *c) {
@@ -96,9 +113,11 @@ static void layout_acts(Model *m, Carver *c) {
         m->stage.drop_pose = (uint8_t *)take(c, bytes);
     }
     /* blocks before act_first are never reached by backward: they share one set */
+    BlockActs shared = {0};
+    if (m->recompute && !m->forward_only) carve_video(m, c, &shared);
     for (int b = 0; b < s->L; b++) {
         if (b > 0 && b < m->act_first) a->blk[b] = a->blk[0];
-        else carve_block(m, c, &a->blk[b]);
+        else carve_block(m, c, &a->blk[b], m->recompute && !m->forward_only ? &shared : NULL);
     }
 }
 

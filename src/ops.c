@@ -152,7 +152,9 @@ size_t op_conv2d_scratch_floats(int Cin, int Ho, int Wo, int k) {
 /* Model FLOPs of the products (the usual MFU convention: 2 per multiply-add,
  * backward twice forward, attention's recomputation not counted). */
 static double flops;
+static int uncounted; /* > 0: recomputation, which MFU does not count either */
 double ops_flops(void) { return flops; }
+void ops_count_flops(int on) { uncounted += on ? -1 : 1; }
 static double attn_flops(const AttnShape *a) {
     return 4.0 * a->Z1 * a->Z2 * a->NH * a->dh * (double)a->nq * (a->nq + a->nb);
 }
@@ -214,7 +216,7 @@ void ops_profile_report(FILE *out) {
 
 #define OP(name, params, args, fl)                      \
     void op_##name params {                             \
-        double f_ = (fl);                               \
+        double f_ = uncounted ? 0.0 : (fl);             \
         flops += f_;                                    \
         if (!ops_profiling()) {                         \
             PICK(name, args);                           \

@@ -48,6 +48,9 @@ size_t ops_mem_peak(void);
 void ops_mem_reset_peak(void);
 void ops_sync(void); /* waits for every queued op (timing) */
 double ops_flops(void); /* model FLOPs of every product dispatched so far */
+/* ops_count_flops(0) ... ops_count_flops(1) brackets recomputation: its
+ * products are not model FLOPs (the MFU convention); brackets nest. */
+void ops_count_flops(int on);
 /* ENTPROG_PROFILE=1 times every op (waiting for the device around each);
  * the report is a markdown table of time per op, largest first. */
 int ops_profiling(void);

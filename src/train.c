@@ -296,6 +296,7 @@ void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
 
     model_create(&tr->model, &deck->model);
     tr->model.resident = 1; /* parameters, gradients, moments and EMA live in backend memory */
+    tr->model.recompute = tc->recompute;
     tr->mask = ep_malloc(tr->model.pt.n, "trainable mask");
     prog_init(&tr->prog, deck);
     optim_create(&tr->opt, strcmp(tc->optimizer, "sgd") == 0 ? OPT_SGD : OPT_ADAMW, &tr->model.pt);
@@ -380,10 +381,11 @@ void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
         printf("  data %s (%d train / %d val videos), batch %d x %d frames on each of %d rank%s, %d steps, out_dir %s\n",
                deck->data.dir, dataset_videos(tr->train), dataset_videos(tr->val), tc->batch, deck->model.F,
                tr->dp.size, tr->dp.size > 1 ? "s" : "", tc->steps, tc->out_dir);
-        printf("  memory: parameters %.1f MiB, gradients %.1f MiB, optimizer %.1f MiB, activations %.1f MiB, "
+        printf("  memory: parameters %.1f MiB, gradients %.1f MiB, optimizer %.1f MiB, activations %.1f MiB%s, "
                "backward scratch %.1f MiB\n", tr->model.pt.total * 4.0 / 1048576.0,
                tr->model.grad_cap * 4.0 / 1048576.0, tr->opt.size * 4.0 * (tr->opt.v ? 2 : 1) / 1048576.0,
-               tr->model.act_floats * 4.0 / 1048576.0, tr->model.scratch_floats * 4.0 / 1048576.0);
+               tr->model.act_floats * 4.0 / 1048576.0, tc->recompute ? " (blocks recomputed in backward)" : "",
+               tr->model.scratch_floats * 4.0 / 1048576.0);
         fflush(stdout);
     }
 }

@@ -72,6 +72,16 @@ for g in ("model", "optimizer"):
     check(same_tensors(f"{WORK}/a/ckpt_00000020.h5", f"{WORK}/b/ckpt_00000020.h5", g),
           f"final /{g} tensors identical after resume")
 
+# 2a. activation recomputation (train.recompute = 1) trains bit-identically: resumed from
+# the same checkpoint it reproduces steps 11..20 and the final weights and moments
+run("train", DECK, "--resume", "a/ckpt_00000010.h5", *S("train.out_dir=rc"), *S("train.steps=20"),
+    *S("train.ckpt_every=10"), *S("train.val_every=10"), *S("train.recompute=1"))
+check(ra[10:] == rows(f"{WORK}/rc/metrics.csv"), "train.recompute=1: the same loss curve (steps 11-20, all digits)")
+for g in ("model", "optimizer"):
+    check(same_tensors(f"{WORK}/a/ckpt_00000020.h5", f"{WORK}/rc/ckpt_00000020.h5", g),
+          f"train.recompute=1: final /{g} tensors identical")
+expect_error(["train", DECK, *S("train.out_dir=rc2"), *S("train.recompute=2")], "train.recompute", "recompute = 2")
+
 # 2b. SIGUSR1 (Slurm's time-limit warning, forwarded by jobs/common.sh): the
 # run stops at a step boundary with a checkpoint there, and resuming from it
 # continues the uninterrupted curve

@@ -8,7 +8,8 @@
  *                   tensor-core (bf16) kernels;
  *   test_gpu model  the whole model's eps_hat, loss and every parameter
  *                   gradient, in both GEMM modes; the same run twice is
- *                   bit-identical; a frozen prefix gives the same gradients
+ *                   bit-identical, and so is it with activation recomputation;
+ *                   a frozen prefix gives the same gradients
  *                   for the trainable tensors with less device memory;
  *   test_gpu train  a tiny training run (40 AdamW steps on a fixed batch) on
  *                   both backends: the GPU loss curve tracks the CPU one
@@ -403,9 +404,10 @@ typedef struct {
 
 /* One forward + loss + backward on the selected backend with the given
  * parameters; mask NULL trains everything. */
-static Result run_model(const float *params, const Inputs *in, const uint8_t *mask) {
+static Result run_model_r(const float *params, const Inputs *in, const uint8_t *mask, int recompute) {
     Model m;
     model_create(&m, &mid);
+    m.recompute = recompute;
     if (mask) model_set_trainable(&m, mask, 1);
     model_set_batch(&m, B, mid.F);
     memcpy(m.params, params, m.pt.total * sizeof(float));
@@ -426,6 +428,10 @@ static Result run_model(const float *params, const Inputs *in, const uint8_t *ma
     model_destroy(&m);
     free(deps);
     return r;
+}
+
+static Result run_model(const float *params, const Inputs *in, const uint8_t *mask) {
+    return run_model_r(params, in, mask, 0);
 }
 
 static double host_rel(const float *a, const float *ref, size_t n) {
@@ -489,6 +495,12 @@ static void test_model(void) {
             printf("  device memory after the pass: full %.2f MiB, inputs and block 0 frozen %.2f MiB\n",
                    g.mem / 1048576.0, fz.mem / 1048576.0);
             check("frozen prefix holds less device memory", fz.mem < g.mem ? 0 : 1, 0);
+            Result rc = run_model_r(params, &in, NULL, 1);
+            check("recompute (train.recompute = 1): loss, eps_hat, gradients bitwise",
+                  (rc.loss != g.loss) + (memcmp(rc.eps_hat, g.eps_hat, in.nx * sizeof(float)) != 0) +
+                      (memcmp(rc.grads, g.grads, pt.total * sizeof(float)) != 0),
+                  0);
+            check("recompute holds less device memory", rc.mem < g.mem ? 0 : 1, 0);
         }
     }
     cuda_set_exact_gemm(0);
