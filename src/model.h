@@ -68,6 +68,7 @@ typedef struct {
     int first_bwd;            /* earliest block the backward reaches (L: none) */
     int input_grads;          /* t_embed, x_embed or pose_guider trains: backward runs to the input */
     int act_first;            /* blocks before it share one scratch set of activations */
+    int scratch_inputs;       /* the backward scratch has the input side's buffers (carved for input_grads) */
     int B;
     Acts a;
     Grads g;

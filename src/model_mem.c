@@ -142,11 +142,16 @@ static void layout_grads(Model *m, Carver *c) {
     g->dc = take(c, (size_t)2 * B * D);
     g->dt1 = take(c, (size_t)2 * B * D);
     g->dfout = take(c, N * s->p * s->p * s->C);
-    g->dpg_tok = take(c, N * s->Cg * s->p * s->p);
-    g->dpg_patch = take(c, N * D);
-    g->dpg_out = take(c, N * D);
-    g->dpg_a = take(c, BF * s->Cg * hw0);
-    g->dpg_b = take(c, BF * s->Cg * hw0);
+    /* the pose guider's backward runs only when the input side trains: its
+     * level-0 buffers are the largest scratch at full pose resolution */
+    g->dpg_tok = g->dpg_patch = g->dpg_out = g->dpg_a = g->dpg_b = NULL;
+    if (m->input_grads) {
+        g->dpg_tok = take(c, N * s->Cg * s->p * s->p);
+        g->dpg_patch = take(c, N * D);
+        g->dpg_out = take(c, N * D);
+        g->dpg_a = take(c, BF * s->Cg * hw0);
+        g->dpg_b = take(c, BF * s->Cg * hw0);
+    }
     AttnShape ar = attn_shape_ref(m), as = attn_shape_spatial(m), at = attn_shape_temporal(m);
     size_t ds = op_attention_scratch_floats(&ar), ds2 = op_attention_scratch_floats(&as);
     ds = ds2 > ds ? ds2 : ds;
@@ -189,6 +194,7 @@ static void alloc_acts(Model *m) {
     c = (Carver){m->act_mem, 0};
     layout_acts(m, &c);
     m->grad_mem = NULL, m->scratch_floats = 0;
+    m->scratch_inputs = m->input_grads;
     if (m->forward_only) return;
     c = (Carver){0};
     layout_grads(m, &c);
@@ -282,7 +288,9 @@ void model_set_trainable(Model *m, const uint8_t *mask, int exact) {
     grad_layout(m);
     if (m->act_mem && !m->forward_only && (m->grad_size > m->grad_cap || (exact && m->grad_size != m->grad_cap)))
         alloc_grads(m);
-    if (m->act_mem && (m->first_bwd < m->act_first || (exact && m->first_bwd != m->act_first))) {
+    int refit = m->first_bwd < m->act_first || (exact && m->first_bwd != m->act_first) ||
+                (m->input_grads && !m->scratch_inputs) || (exact && m->input_grads != m->scratch_inputs);
+    if (m->act_mem && refit) {
         m->act_first = m->first_bwd;
         alloc_acts(m);
     }

@@ -124,6 +124,31 @@ int main(int argc, char **argv) {
     CHECK(o.m[o.off[idx]] == m_before && o.t[idx] == 1, "unfreezing block 1 keeps block 2's moments and count");
     CHECK(o.m[o.off[m.pt.blk0 + BP_COUNT]] == 0 && o.t[m.pt.blk0 + BP_COUNT] == 0, "block 1 starts with zero moments");
 
+    /* the input side starts to train while block 0 already does (act_first
+     * stays 0): the backward scratch must grow by the pose guider's buffers */
+    {
+        Model mi;
+        model_create(&mi, &s);
+        memcpy(mi.params, before, m.pt.total * 4); /* the parameters of the all-trainable pass */
+        uint8_t *blocks = malloc(m.pt.n), *all = malloc(m.pt.n);
+        for (int i = 0; i < m.pt.n; i++) blocks[i] = i >= m.pt.blk0, all[i] = 1;
+        model_set_trainable(&mi, blocks, 1);
+        model_set_batch(&mi, B, s.F);
+        size_t small = mi.scratch_floats;
+        CHECK(!mi.input_grads && !mi.g.dpg_a, "input side frozen: no pose-guider backward scratch");
+        model_set_trainable(&mi, all, 0);
+        CHECK(mi.g.dpg_a && mi.scratch_floats > small, "it trains: the scratch grows (%zu -> %zu floats)", small,
+              mi.scratch_floats);
+        model_forward(&mi, &batch, eh2);
+        memset(mi.grads, 0, mi.grad_size * 4);
+        model_backward(&mi, &batch, de);
+        double e = 0, mx = 0;
+        for (size_t j = 0; j < m.pt.total; j++) e = fmax(e, fabs(mi.grads[j] - full[j])), mx = fmax(mx, fabs(full[j]));
+        CHECK(e <= 1e-6 * mx, "and its gradients are the all-trainable run's (max diff %.2e)", e);
+        free(blocks), free(all);
+        model_destroy(&mi);
+    }
+
     /* the schedule's logic */
     Deck d;
     deck_parse_string(&d, "[model]\nL = 6\nF = 2\n[train]\nsteps = 400\n[entprog]\nmethod = entprog\nstages = 4\n", "test");
