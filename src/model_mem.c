@@ -79,10 +79,19 @@ static void layout_acts(Model *m, Carver *c) {
     a->sc = take(c, 2 * B * D);
     a->xp = take(c, (N + Nr) * K);
     a->zr = take(c, (N + Nr) * D);
-    for (int l = 0; l <= G; l++) {
-        size_t hw = (size_t)(s->s * s->H >> l) * (s->s * s->W >> l);
-        a->pg_pre[l] = take(c, BF * s->Cg * hw);
-        a->pg_act[l] = take(c, BF * s->Cg * hw);
+    /* the pose guider keeps every level for its backward; without one (the
+     * input side frozen, or inference) two buffers alternate between the
+     * levels and each level's SiLU runs in place */
+    if (m->input_grads && !m->forward_only) {
+        for (int l = 0; l <= G; l++) {
+            size_t hw = (size_t)(s->s * s->H >> l) * (s->s * s->W >> l);
+            a->pg_pre[l] = take(c, BF * s->Cg * hw);
+            a->pg_act[l] = take(c, BF * s->Cg * hw);
+        }
+    } else {
+        float *buf[2];
+        for (int l = 0; l < 2; l++) buf[l] = take(c, BF * s->Cg * ((size_t)(s->s * s->H >> l) * (s->s * s->W >> l)));
+        for (int l = 0; l <= G; l++) a->pg_pre[l] = a->pg_act[l] = buf[l % 2];
     }
     a->pg_tok = take(c, N * s->Cg * s->p * s->p);
     a->pg_patch = take(c, N * D);
