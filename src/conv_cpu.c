@@ -60,13 +60,17 @@ void cpu_conv2d_backward_one(float *din, float *dW, float *db, const float *dout
     }
 }
 
+/* One image's im2col matrix, rounded up to 64 bytes. */
+size_t cpu_conv2d_col_floats(int Cin, int Ho, int Wo, int k) {
+    return ((size_t)Cin * k * k * Ho * Wo + 15) & ~(size_t)15;
+}
+
 /* N images: threads over images forward; backward in image order on one
  * thread, since every image adds into the same dW, db. */
 void cpu_conv2d(float *out, const float *in, const float *W, const float *bias, int N, int Cin, int H, int Wd,
                 int Cout, int k, int stride, int pad, float *col) {
     int Ho = conv_out_size(H, k, stride, pad), Wo = conv_out_size(Wd, k, stride, pad);
-    size_t isz = (size_t)Cin * H * Wd, osz = (size_t)Cout * Ho * Wo, cs = op_conv2d_scratch_floats(Cin, Ho, Wo, k);
-    cs /= (size_t)omp_get_max_threads();
+    size_t isz = (size_t)Cin * H * Wd, osz = (size_t)Cout * Ho * Wo, cs = cpu_conv2d_col_floats(Cin, Ho, Wo, k);
 #pragma omp parallel for
     for (int n = 0; n < N; n++)
         cpu_conv2d_one(out + n * osz, in + n * isz, W, bias, Cin, H, Wd, Cout, k, stride, pad,

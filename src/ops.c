@@ -140,13 +140,13 @@ double op_sum_squares(const float *x, size_t n) { return PICK(sum_squares, (x, n
 size_t op_attention_state_floats(const AttnShape *a) { return PICK(attention_state_floats, (a)); }
 size_t op_attention_scratch_floats(const AttnShape *a) { return PICK(attention_scratch_floats, (a)); }
 
-/* im2col scratch: one image's worth per CPU thread, one on the GPU (a product per image). */
+/* im2col scratch: one image's worth per CPU thread; none on the GPU, where
+ * cuDNN works from the backend's own workspace (cuda/conv.cu). */
 size_t op_conv2d_scratch_floats(int Cin, int Ho, int Wo, int k) {
-    size_t one = ((size_t)Cin * k * k * Ho * Wo + 15) & ~(size_t)15;
 #ifdef ENTPROG_CUDA
-    if (ON_GPU) return one;
+    if (ON_GPU) return 0;
 #endif
-    return one * (size_t)omp_get_max_threads();
+    return cpu_conv2d_col_floats(Cin, Ho, Wo, k) * (size_t)omp_get_max_threads();
 }
 
 /* Model FLOPs of the products (the usual MFU convention: 2 per multiply-add,

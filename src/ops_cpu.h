@@ -26,7 +26,8 @@ void cpu_attention_one(float *out, int ldo, float *P, const float *q, int ldq, i
 void cpu_attention_backward_one(float *dq, int lddq, KVGrad *dkv, const float *dout, int lddo, const float *P,
                                 const float *q, int ldq, int nq, const KVSet *kv, int nsets, int NH, int dh,
                                 float *dS);
-/* One image [Cin,H,W] -> [Cout,Ho,Wo] through im2col (col: Cin*k*k*Ho*Wo floats) + sgemm. */
+/* One image [Cin,H,W] -> [Cout,Ho,Wo] through im2col (col: cpu_conv2d_col_floats) + sgemm. */
+size_t cpu_conv2d_col_floats(int Cin, int Ho, int Wo, int k);
 void cpu_conv2d_one(float *out, const float *in, const float *W, const float *bias, int Cin, int H, int Wd, int Cout,
                     int k, int stride, int pad, float *col);
 void cpu_conv2d_backward_one(float *din, float *dW, float *db, const float *dout, const float *in, const float *W,

@@ -244,7 +244,7 @@ static void test_conv(int Cin, int H, int Cout, int stride, int with_din) {
     int N = 3, k = 3, pad = 1, Ho = conv_out_size(H, k, stride, pad);
     size_t nin = (size_t)N * Cin * H * H, nout = (size_t)N * Cout * Ho * Ho, nw = (size_t)Cout * Cin * 9;
     float *in = hrand(nin, 1), *W = hrand(nw, 0.3f), *b = hrand(Cout, 1), *out = hrand(nout, 1);
-    float *col = malloc((size_t)Cin * 9 * Ho * Ho * omp_get_max_threads() * sizeof(float));
+    float *col = malloc(cpu_conv2d_col_floats(Cin, Ho, Ho, k) * omp_get_max_threads() * sizeof(float));
     float *d_in = dev(in, nin), *d_W = dev(W, nw), *d_b = dev(b, Cout), *d_out = dev(out, nout);
     cpu_conv2d(out, in, W, b, N, Cin, H, H, Cout, k, stride, pad, col);
     cuda_conv2d(d_out, d_in, d_W, d_b, N, Cin, H, H, Cout, k, stride, pad, NULL);
