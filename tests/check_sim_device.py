@@ -81,6 +81,14 @@ sim("train", DECK, *FT, *S("entprog.search=supernet"), "--resume", "supernet/ckp
 check(rows(f"{WORK}/supernet/metrics.csv")[20:] == rows(f"{WORK}/resumed_sim/metrics.csv"),
       "a resume with separate device copies continues the plain CPU curve")
 
+# activation recomputation with separate device copies (the GPU's memory path:
+# device-to-device copies of each block's input) gives the plain supernet run
+sim("train", DECK, *FT, *S("entprog.search=supernet"), *S("train.recompute=1"), *S("train.out_dir=recompute_sim"))
+check(rows(f"{WORK}/supernet/metrics.csv") == rows(f"{WORK}/recompute_sim/metrics.csv"),
+      "Ent-Prog (supernet) with train.recompute=1 and device copies: the plain curve, all digits")
+check(same_h5(f"{WORK}/supernet/ckpt_00000040.h5", f"{WORK}/recompute_sim/ckpt_00000040.h5",
+              ["model", "optimizer", "schedule/stages"]), "and the same final checkpoint")
+
 shutil.copy(f"{WORK}/pre/ckpt_00000012.h5", f"{WORK}/cei.h5")
 shutil.copy(f"{WORK}/pre/ckpt_00000012.h5", f"{WORK}/cei_sim.h5")
 run("cei", DECK, "--ckpt", "cei.h5", "--n", "4", "--out", "cei")
