@@ -112,7 +112,7 @@ static void mlp_backward(const Model *m, int b, float *dz, float *dmod, const fl
 
 /* ---- reference pass ---- */
 
-void ref_block_forward(Model *m, int b, int full) {
+static void ref_forward(Model *m, int b, int full) {
     Dims d = dims(m);
     BlockActs *k = &m->a.blk[b];
     float *r = m->a.zr + d.N * d.D;
@@ -126,6 +126,24 @@ void ref_block_forward(Model *m, int b, int full) {
     op_gate_residual(r, k->r_y1, MOD(mod, GATE_S, d.D), d.ld, d.B, d.S, d.D);
     MlpActs a = {k->r_xhat2, k->r_rstd2, k->r_h, k->r_y2};
     mlp_forward(m, b, r, mod, &a, &d, d.B, d.S);
+}
+
+void ref_block_forward(Model *m, int b, int full) {
+    Dims d = dims(m);
+    BlockActs *k = &m->a.blk[b];
+    if (k->r_z0 && b >= m->first_bwd) /* recompute: backward reruns the block from it */
+        ops_copy(k->r_z0, m->a.zr + d.N * d.D, d.Nr * d.D * sizeof(float));
+    ref_forward(m, b, full);
+}
+
+/* Like video_block_recompute, on the reference stream (also unread during
+ * backward); its bank qkv comes out as forward left it. */
+void ref_block_recompute(Model *m, int b, int full) {
+    Dims d = dims(m);
+    ops_copy(m->a.zr + d.N * d.D, m->a.blk[b].r_z0, d.Nr * d.D * sizeof(float));
+    ops_count_flops(0);
+    ref_forward(m, b, full);
+    ops_count_flops(1);
 }
 
 void ref_block_backward(Model *m, int b, int full) {

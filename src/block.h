@@ -5,6 +5,8 @@
 /* full = 0: only the bank and its qkv (the block after which the pass stops). */
 void ref_block_forward(Model *m, int b, int full);
 void ref_block_backward(Model *m, int b, int full);
+/* m->recompute: reference block b's forward once more from its kept input, before its backward. */
+void ref_block_recompute(Model *m, int b, int full);
 void video_block_forward(Model *m, int b, const Batch *in);
 /* m->recompute: video block b's forward once more, from its kept input z0
  * into the shared activations, right before its backward. */

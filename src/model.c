@@ -94,6 +94,7 @@ static void backward(Model *m, const Batch *in, const float *deps) {
         op_zero(g->dqkv_r, Nr * 3 * D);
         if (m->recompute) video_block_recompute(m, b, in);
         video_block_backward(m, b, in);
+        if (m->recompute) ref_block_recompute(m, b, b < last);
         ref_block_backward(m, b, b < last);
         op_linear_backward(dsc, Gb(m, b, BP_ADA_W), Gb(m, b, BP_ADA_B), g->dmod, a->sc, Pb(m, b, BP_ADA_W), 2 * B,
                            D, 9 * D);

@@ -23,8 +23,8 @@ typedef struct {
  * block keeps 16 values per token and model width instead of 25. */
 typedef struct {
     float *mod;                       /* [2B,9D]: rows 0..B-1 video, B..2B-1 reference */
-    /* reference pass */
-    float *r_xhat1, *r_rstd1, *r_qkv, *r_P, *r_ao, *r_y1;
+    /* reference pass (r_z0: its input, kept only with recompute) */
+    float *r_z0, *r_xhat1, *r_rstd1, *r_qkv, *r_P, *r_ao, *r_y1;
     float *r_xhat2, *r_rstd2, *r_h, *r_y2;
     /* video pass: spatial, temporal, MLP */
     float *z0, *qkv, *P, *ao, *y1;
@@ -81,8 +81,9 @@ typedef struct {
      * model_params_to_host). */
     float *w, *cgrads;
     int cgrads_zero;          /* cgrads is known to be all zero (model_zero_grads) */
-    int recompute;            /* set before model_set_batch: video blocks keep only their input z0 and
-                                 backward reruns each one's forward into one shared set (train.recompute) */
+    int recompute;            /* set before model_set_batch: blocks keep only their inputs (z0, r_z0) and
+                                 the bank's qkv, and backward reruns each one's forward into one shared
+                                 set (train.recompute) */
     int forward_only;         /* set before model_set_batch: no gradients, no backward scratch; on a
                                  GPU the parameters are uploaded once, at the first forward */
     int w_current;            /* w holds the latest parameters (else the next forward uploads them) */

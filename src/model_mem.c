@@ -18,12 +18,23 @@ static float *take(Carver *c, size_t n) {
     return p;
 }
 
-/* The video pass's activations of one block (all but its input z0). */
-static void carve_video(const Model *m, Carver *c, BlockActs *k) {
+/* The activations of one block that recompute can share: the video pass's
+ * (all but its input z0) and the reference pass's (all but its input and
+ * the bank's qkv, which the video pass reads). */
+static void carve_shareable(const Model *m, Carver *c, BlockActs *k) {
     const ModelShape *s = &m->shape;
     int B = m->B, F = s->F, D = s->D, S = shape_S(s), Dm = shape_Dm(s);
-    size_t N = (size_t)B * F * S;
-    AttnShape as = attn_shape_spatial(m), at = attn_shape_temporal(m);
+    size_t N = (size_t)B * F * S, Nr = (size_t)B * S;
+    AttnShape ar = attn_shape_ref(m), as = attn_shape_spatial(m), at = attn_shape_temporal(m);
+    k->r_xhat1 = take(c, Nr * D);
+    k->r_rstd1 = take(c, Nr);
+    k->r_P = take(c, op_attention_state_floats(&ar));
+    k->r_ao = take(c, Nr * D);
+    k->r_y1 = take(c, Nr * D);
+    k->r_xhat2 = take(c, Nr * D);
+    k->r_rstd2 = take(c, Nr);
+    k->r_h = take(c, Nr * Dm);
+    k->r_y2 = take(c, Nr * D);
     k->qkv = take(c, N * 3 * D);
     k->P = take(c, op_attention_state_floats(&as));
     k->ao = take(c, N * D);
@@ -38,32 +49,19 @@ static void carve_video(const Model *m, Carver *c, BlockActs *k) {
     k->y3 = take(c, N * D);
 }
 
-/* One block's activations; with `shared` (recompute) its video pass uses
- * that one set, which backward refills block by block. */
+/* One block's activations; with `shared` (recompute) it keeps only its
+ * inputs, modulation and bank qkv, and uses that one set for the rest,
+ * which backward refills block by block. */
 static void carve_block(const Model *m, Carver *c, BlockActs *k, const BlockActs *shared) {
     const ModelShape *s = &m->shape;
-    int B = m->B, F = s->F, D = s->D, S = shape_S(s), Dm = shape_Dm(s);
+    int B = m->B, F = s->F, D = s->D, S = shape_S(s);
     size_t N = (size_t)B * F * S, Nr = (size_t)B * S;
-    AttnShape ar = attn_shape_ref(m);
+    if (shared) *k = *shared;
+    else carve_shareable(m, c, k);
     k->mod = take(c, (size_t)2 * B * 9 * D);
-    k->r_xhat1 = take(c, Nr * D);
-    k->r_rstd1 = take(c, Nr);
     k->r_qkv = take(c, Nr * 3 * D);
-    k->r_P = take(c, op_attention_state_floats(&ar));
-    k->r_ao = take(c, Nr * D);
-    k->r_y1 = take(c, Nr * D);
-    k->r_xhat2 = take(c, Nr * D);
-    k->r_rstd2 = take(c, Nr);
-    k->r_h = take(c, Nr * Dm);
-    k->r_y2 = take(c, Nr * D);
     k->z0 = take(c, N * D);
-    if (!shared) {
-        carve_video(m, c, k);
-        return;
-    }
-    k->qkv = shared->qkv, k->P = shared->P, k->ao = shared->ao, k->y1 = shared->y1;
-    k->qkvt = shared->qkvt, k->Pt = shared->Pt, k->aot = shared->aot, k->y2 = shared->y2;
-    k->h = shared->h, k->y3 = shared->y3;
+    k->r_z0 = shared ? take(c, Nr * D) : NULL;
 }
 
 static void layout_acts(Model *m, Carver *c) {
@@ -123,7 +121,7 @@ static void layout_acts(Model *m, Carver *c) {
     }
     /* blocks before act_first are never reached by backward: they share one set */
     BlockActs shared = {0};
-    if (m->recompute && !m->forward_only) carve_video(m, c, &shared);
+    if (m->recompute && !m->forward_only) carve_shareable(m, c, &shared);
     for (int b = 0; b < s->L; b++) {
         if (b > 0 && b < m->act_first) a->blk[b] = a->blk[0];
         else carve_block(m, c, &a->blk[b], m->recompute && !m->forward_only ? &shared : NULL);
