@@ -6,10 +6,11 @@
  * 0..K-1) show what Ent-Prog's stages hold.
  *
  *   bench_step <deck> [--backend cpu|cuda] [--batch B] [--steps N] [--warmup N]
- *              [--freeze K] [--peak TFLOPS] [--plan] [--set section.key=value]...
+ *              [--freeze K] [--peak TFLOPS] [--plan [--infer]] [--set section.key=value]...
  * --plan prints the memory the step would hold (parameters, gradients,
  * AdamW moments, activations, backward scratch: the allocations the backend
- * makes, workspaces aside) without allocating activations or running it.
+ * makes, workspaces aside) without allocating activations or running it;
+ * --plan --infer the memory of inference (sample, cei: forward passes only).
  * Otherwise prints one line: key=value pairs (ms_per_step, tflops, mem_mib, ...), then mfu_percent;
  * with ENTPROG_PROFILE=1 also a table of time per op (warm-up included). */
 #include "deck.h"
@@ -37,15 +38,16 @@ static float frand(void) {
 
 int main(int argc, char **argv) {
     if (argc < 2) ep_die("usage: bench_step <deck> [--backend cpu|cuda] [--batch B] [--steps N] [--warmup N] "
-                         "[--freeze K] [--peak TFLOPS] [--plan] [--set section.key=value]");
+                         "[--freeze K] [--peak TFLOPS] [--plan [--infer]] [--set section.key=value]");
     Deck deck;
     deck_load(&deck, argv[1]);
-    int B = 0, steps = 3, warmup = 1, freeze = 0, plan = 0;
+    int B = 0, steps = 3, warmup = 1, freeze = 0, plan = 0, infer = 0;
     double peak = 0;
     const char *backend = NULL;
     for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "--plan")) {
+        if (!strcmp(argv[i], "--plan") || !strcmp(argv[i], "--infer")) {
             plan = 1;
+            infer |= !strcmp(argv[i], "--infer");
             continue;
         }
         if (i + 1 >= argc) ep_die("bench_step: option '%s' needs a value", argv[i]);
@@ -75,13 +77,15 @@ int main(int argc, char **argv) {
     model_set_trainable(&m, mask, 1);
     size_t act, scratch, G = 1u << 30;
     if (plan) ops_assume(strcmp(be, "cuda") ? BACKEND_CPU : BACKEND_CUDA); /* the sizes that backend's kernels need */
+    m.forward_only = infer;
     model_plan(&m, B, s->F, &act, &scratch);
-    size_t pb = m.pt.total * 4, gb = m.grad_size * 4, ob = 2 * gb, ab = act * 4, sb = scratch * 4;
+    m.forward_only = 0;
+    size_t pb = m.pt.total * 4, gb = infer ? 0 : m.grad_size * 4, ob = 2 * gb, ab = act * 4, sb = scratch * 4;
     if (plan) {
         ops_assume(BACKEND_CPU);
-        printf("plan backend=%s B=%d F=%d S=%d D=%d L=%d freeze=%d recompute=%d params_gib=%.2f grads_gib=%.2f moments_gib=%.2f "
+        printf("plan%s backend=%s B=%d F=%d S=%d D=%d L=%d freeze=%d recompute=%d params_gib=%.2f grads_gib=%.2f moments_gib=%.2f "
                "acts_gib=%.2f scratch_gib=%.2f total_gib=%.2f total_gb=%.2f\n",
-               be, B, s->F, shape_S(s), s->D, s->L, freeze, m.recompute, (double)pb / G, (double)gb / G, (double)ob / G,
+               infer ? " (inference)" : "", be, B, s->F, shape_S(s), s->D, s->L, freeze, m.recompute, (double)pb / G, (double)gb / G, (double)ob / G,
                (double)ab / G, (double)sb / G, (double)(pb + gb + ob + ab + sb) / G,
                (double)(pb + gb + ob + ab + sb) / 1e9);
         free(mask);

@@ -119,7 +119,7 @@ static void layout_acts(Model *m, Carver *c) {
         m->stage.drop_ref = (uint8_t *)take(c, bytes);
         m->stage.drop_pose = (uint8_t *)take(c, bytes);
     }
-    /* blocks before act_first are never reached by backward: they share one set */
+    /* blocks before act_first share one set (act_first_for) */
     BlockActs shared = {0};
     if (m->recompute && !m->forward_only) carve_shareable(m, c, &shared);
     for (int b = 0; b < s->L; b++) {
@@ -190,6 +190,11 @@ static void grad_layout(Model *m) {
     if (m->input_grads) m->first_bwd = 0;
 }
 
+/* Blocks before this one share one set of activations: those backward never
+ * reaches, and every block of an inference model (forward_only: nothing
+ * reads a block's activations after the next block runs). */
+static int act_first_for(const Model *m) { return m->forward_only ? m->shape.L : m->first_bwd; }
+
 /* (Re)carves activations and backward scratch for the current B, F, act_first. */
 static void alloc_acts(Model *m) {
     ops_free(m->act_mem);
@@ -218,7 +223,7 @@ void model_plan(const Model *m, int B, int F, size_t *act_floats, size_t *scratc
     int G = shape_G(&m->shape);
     t.B = B;
     t.shape.F = F;
-    t.act_first = t.first_bwd;
+    t.act_first = act_first_for(&t);
     t.a.blk = ep_calloc(m->shape.L, sizeof(BlockActs), "plan");
     t.a.pg_pre = ep_calloc(G + 1, sizeof(float *), "plan");
     t.a.pg_act = ep_calloc(G + 1, sizeof(float *), "plan");
@@ -280,7 +285,7 @@ void model_set_batch(Model *m, int B, int F) {
     ops_free(m->frame_emb);
     m->B = B;
     m->shape.F = F;
-    m->act_first = m->first_bwd;
+    m->act_first = act_first_for(m);
     alloc_acts(m);
     if (!m->forward_only && (m->grad_cap < m->grad_size || !m->grads)) alloc_grads(m);
     size_t nf = (size_t)F * m->shape.D;
