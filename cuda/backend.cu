@@ -66,8 +66,9 @@ extern "C" void *cuda_alloc(size_t bytes, const char *what) {
     unsigned char *p = NULL;
     cudaError_t e = cudaMalloc((void **)&p, bytes + HEADER);
     if (e != cudaSuccess)
-        ep_die("out of GPU memory allocating %zu bytes for %s (%zu in use): %s; a smaller train.batch, "
-               "frozen blocks (Ent-Prog) need less",
+        ep_die("out of GPU memory allocating %zu bytes for %s (%zu in use): %s; train.recompute = 1 (activation "
+               "checkpointing), a smaller train.batch or frozen blocks (Ent-Prog) need less, and "
+               "bench_step <deck> --backend cuda --plan shows what a setting needs",
                bytes, what, in_use, cudaGetErrorString(e));
     CU(cudaMemcpy(p, &bytes, sizeof bytes, cudaMemcpyHostToDevice));
     CU(cudaMemset(p + HEADER, 0, bytes));

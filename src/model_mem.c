@@ -100,9 +100,12 @@ static void layout_acts(Model *m, Carver *c) {
     a->uf = take(c, N * D);
     a->fout = take(c, N * s->p * s->p * s->C);
     a->mean = take(c, N + Nr);
-    a->xhat = take(c, N * D);
     a->rstd = take(c, N);
-    a->zs = take(c, N * D);
+    a->xhat = a->zs = NULL; /* backward's: the video LayerNorm rebuilt from z0 */
+    if (!m->forward_only) {
+        a->xhat = take(c, N * D);
+        a->zs = take(c, N * D);
+    }
     a->u = take(c, N * D);
     a->gelu = take(c, N * shape_Dm(s));
     /* im2col scratch of both passes: the largest conv is conv_in or a 3x3 over the full pose map */
