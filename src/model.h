@@ -128,6 +128,9 @@ void model_set_batch(Model *m, int B, int F);
 /* Floats model_set_batch(m, B, F) would allocate for activations and backward
  * scratch with the current trainable set, computed without allocating. */
 void model_plan(const Model *m, int B, int F, size_t *act_floats, size_t *scratch_floats);
+/* The same for the trainable set `mask` instead of the current one; grad_floats: its packed gradients. */
+void model_plan_mask(const Model *m, const uint8_t *mask, int B, int F, size_t *act_floats, size_t *scratch_floats,
+                     size_t *grad_floats);
 void model_destroy(Model *m);
 /* The parameter mirror in resident mode (all no-ops where backend memory is host memory):
  * to_host before host code reads params; written after it writes them (the next

@@ -241,6 +241,20 @@ void model_plan(const Model *m, int B, int F, size_t *act_floats, size_t *scratc
     free(t.a.pg_act);
 }
 
+/* model_plan for another trainable set (mask [pt.n]), and its gradient floats. */
+void model_plan_mask(const Model *m, const uint8_t *mask, int B, int F, size_t *act_floats, size_t *scratch_floats,
+                     size_t *grad_floats) {
+    Model t = *m;
+    t.trainable = ep_malloc(m->pt.n, "plan");
+    t.grad_off = ep_malloc(m->pt.n * sizeof(size_t), "plan");
+    memcpy(t.trainable, mask, m->pt.n);
+    grad_layout(&t);
+    *grad_floats = t.grad_size;
+    model_plan(&t, B, F, act_floats, scratch_floats);
+    free(t.trainable);
+    free(t.grad_off);
+}
+
 /* The packed gradients, on the host and (on CUDA) their device twin. */
 static void alloc_grads(Model *m) {
     if (m->cgrads != m->grads) ops_free(m->cgrads);

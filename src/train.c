@@ -268,6 +268,21 @@ static void catch_usr1(void) {
     sigaction(SIGUSR1, &sa, NULL);
 }
 
+/* What a later stage can hold at most: every block training (and the input
+ * side where it trains), so an out-of-memory is foreseen at the start. */
+static void print_most_memory(const Trainer *tr) {
+    const Model *m = &tr->model;
+    uint8_t *all = ep_malloc(m->pt.n, "plan mask");
+    for (int i = 0; i < m->pt.n; i++) all[i] = i >= m->pt.blk0 || tr->prog.train_inputs;
+    size_t act, scratch, grads;
+    model_plan_mask(m, all, tr->model.B, m->shape.F, &act, &scratch, &grads);
+    free(all);
+    double mib = 4.0 / 1048576.0, opt = grads * (tr->opt.kind == OPT_ADAMW ? 2.0 : 1.0);
+    printf("  memory if every block trains (the largest stage): gradients %.1f MiB, optimizer %.1f MiB, "
+           "activations %.1f MiB, backward scratch %.1f MiB; %.1f MiB with the parameters, plus the trainer's buffers\n",
+           grads * mib, opt * mib, act * mib, scratch * mib, (m->pt.total + grads + opt + act + scratch) * mib);
+}
+
 void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
     catch_usr1(); /* from here a USR1 is remembered and acted on at the first step boundary */
     memset(tr, 0, sizeof *tr);
@@ -386,6 +401,7 @@ void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
                tr->model.grad_cap * 4.0 / 1048576.0, tr->opt.size * 4.0 * (tr->opt.v ? 2 : 1) / 1048576.0,
                tr->model.act_floats * 4.0 / 1048576.0, tc->recompute ? " (blocks recomputed in backward)" : "",
                tr->model.scratch_floats * 4.0 / 1048576.0);
+        if (tr->prog.method != PM_FULL) print_most_memory(tr);
         fflush(stdout);
     }
 }

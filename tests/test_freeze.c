@@ -58,7 +58,7 @@ int main(int argc, char **argv) {
     model_backward(&m, &batch, de);
     float *full = malloc(m.pt.total * 4);
     memcpy(full, m.grads, m.pt.total * 4); /* dense: grad_off == param offset */
-    size_t full_acts = m.act_floats;
+    size_t full_acts = m.act_floats, full_scratch = m.scratch_floats;
 
     /* freeze blocks 0 and 1 and the input side: blocks 2, 3 and the final layer train */
     uint8_t *mask = calloc(m.pt.n, 1);
@@ -78,6 +78,16 @@ int main(int argc, char **argv) {
     CHECK(m.act_floats < full_acts, "blocks 0-1 keep no activations: %zu -> %zu floats", full_acts, m.act_floats);
     model_plan(&m, B, s.F, &plan_a, &plan_s);
     CHECK(plan_a == m.act_floats && plan_s == m.scratch_floats, "the plan with blocks 0-1 frozen is what is allocated");
+    {
+        uint8_t *ones = malloc(m.pt.n);
+        memset(ones, 1, m.pt.n);
+        size_t g_all;
+        model_plan_mask(&m, ones, B, s.F, &plan_a, &plan_s, &g_all);
+        CHECK(plan_a == full_acts && plan_s == full_scratch && g_all == m.pt.total,
+              "planned from the frozen model, all trainable: the all-trainable allocation");
+        CHECK(m.grad_size == want && m.first_bwd == 2, "and the model itself is unchanged");
+        free(ones);
+    }
 
     float *eh2 = malloc(nx * 4);
     model_forward(&m, &batch, eh2);
