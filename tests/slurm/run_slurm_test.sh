@@ -276,7 +276,9 @@ submit() {
 # sanitizer tree, a loaded machine) is not mistaken for a hung job; 600 s is
 # the hard cap. (No long command substitution: a trapped INT/TERM would wait
 # for it to end.)
-progress_mark() { stat -c '%s %Y' "$log" "$jobdir"/run/* 2>/dev/null | tr '\n' ' '; }
+# (the job deletes old checkpoints as it goes: a file may vanish between the
+# glob and stat, whose failure must not end the test under set -e/pipefail)
+progress_mark() { { stat -c '%s %Y' "$log" "$jobdir"/run/* 2>/dev/null || true; } | tr '\n' ' '; }
 wait_done() {
   local id=$1 limit=$2 reason t0=$SECONDS tlast=$SECONDS mark last=
   END_STATE=
