@@ -58,33 +58,20 @@ __device__ static void row_stats(const float *r, int D, int lane, float *mean, f
     *rstd = rsqrtf(warp_sum(ss) / D + 1e-6f);
 }
 
-__global__ static void layernorm_fwd(float *xhat, float *mean, float *rstd, const float *x, int N, int D) {
+/* LayerNorm of a row, then (where u is not NULL) its modulation by group
+ * row / T; xhat (the normalised row) is written where not NULL. */
+__global__ static void ln_modulate_fwd(float *u, float *xhat, float *mean, float *rstd, const float *x,
+                                       const float *shift, const float *scale, int ld, int T, int N, int D) {
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= N) return;
     const float *r = x + (size_t)row * D;
     float mu, rs;
     row_stats(r, D, lane, &mu, &rs);
-    float *o = xhat + (size_t)row * D;
-    for (int i = lane; i < D; i += 32) o[i] = (r[i] - mu) * rs;
-    if (lane == 0) {
-        mean[row] = mu;
-        rstd[row] = rs;
-    }
-}
-
-/* layernorm_fwd's statistics, then modulate per element; u or xhat may be NULL */
-__global__ static void ln_modulate_fwd(float *u, float *xhat, float *mean, float *rstd, const float *x,
-                                       const float *shift, const float *scale, int ld, int T, int N, int D) {
-    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (row >= N) return;
-    const float *r = x + (size_t)row * D, *sh = shift + (size_t)(row / T) * ld, *sc = scale + (size_t)(row / T) * ld;
-    float mu, rs;
-    row_stats(r, D, lane, &mu, &rs);
-    size_t o = (size_t)row * D;
+    size_t o = (size_t)row * D, g = u ? (size_t)(row / T) * ld : 0;
     for (int i = lane; i < D; i += 32) {
         float xh = (r[i] - mu) * rs;
         if (xhat) xhat[o + i] = xh;
-        if (u) u[o + i] = xh * (1.0f + sc[i]) + sh[i];
+        if (u) u[o + i] = xh * (1.0f + scale[g + i]) + shift[g + i];
     }
     if (lane == 0) {
         mean[row] = mu;
@@ -108,7 +95,7 @@ __global__ static void layernorm_bwd(float *dx, const float *dxhat, const float 
 }
 
 extern "C" void cuda_layernorm(float *xhat, float *mean, float *rstd, const float *x, int N, int D) {
-    layernorm_fwd<<<blocks_for(N, TPB / 32), TPB>>>(xhat, mean, rstd, x, N, D);
+    ln_modulate_fwd<<<blocks_for(N, TPB / 32), TPB>>>(NULL, xhat, mean, rstd, x, NULL, NULL, 0, N, N, D);
     KCHECK("layernorm_fwd");
 }
 

@@ -87,25 +87,12 @@ static void row_stats(const float *r, int D, float *mean, float *rstd) {
     *mean = (float)mu;
 }
 
-void cpu_layernorm(float *xhat, float *mean, float *rstd, const float *x, int N, int D) {
-#pragma omp parallel for if (N * D > 16384)
-    for (int n = 0; n < N; n++) {
-        const float *r = x + (size_t)n * D;
-        float muf, rs;
-        row_stats(r, D, &muf, &rs);
-        float *o = xhat + (size_t)n * D;
-        for (int i = 0; i < D; i++) o[i] = (r[i] - muf) * rs;
-        mean[n] = muf;
-        rstd[n] = rs;
-    }
-}
-
 void cpu_ln_modulate(float *u, float *xhat, float *mean, float *rstd, const float *x, const float *shift,
                      const float *scale, int ld, int G, int T, int D) {
     int N = G * T;
 #pragma omp parallel for if (N * D > 16384)
     for (int n = 0; n < N; n++) {
-        const float *r = x + (size_t)n * D, *sh = shift + (size_t)(n / T) * ld, *sc = scale + (size_t)(n / T) * ld;
+        const float *r = x + (size_t)n * D;
         float muf, rs;
         row_stats(r, D, &muf, &rs);
         if (xhat) {
@@ -115,6 +102,7 @@ void cpu_ln_modulate(float *u, float *xhat, float *mean, float *rstd, const floa
         }
         if (u) {
             float *o = u + (size_t)n * D;
+            const float *sh = shift + (size_t)(n / T) * ld, *sc = scale + (size_t)(n / T) * ld;
 #pragma omp simd
             for (int i = 0; i < D; i++) {
                 float xh = (r[i] - muf) * rs;
@@ -124,6 +112,11 @@ void cpu_ln_modulate(float *u, float *xhat, float *mean, float *rstd, const floa
         mean[n] = muf;
         rstd[n] = rs;
     }
+}
+
+/* LayerNorm alone is the fused op without the modulation. */
+void cpu_layernorm(float *xhat, float *mean, float *rstd, const float *x, int N, int D) {
+    cpu_ln_modulate(NULL, xhat, mean, rstd, x, NULL, NULL, 0, 1, N, D);
 }
 
 void cpu_layernorm_backward(float *dx, const float *dxhat, const float *xhat, const float *rstd, int N, int D) {
