@@ -81,13 +81,13 @@ int main(int argc, char **argv) {
     model_plan(&m, B, s->F, &act, &scratch);
     m.forward_only = 0;
     size_t pb = m.pt.total * 4, gb = infer ? 0 : m.grad_size * 4, ob = 2 * gb, ab = act * 4, sb = scratch * 4;
+    size_t planned = pb + gb + ob + ab + sb;
     if (plan) {
         ops_assume(BACKEND_CPU);
         printf("plan%s backend=%s B=%d F=%d S=%d D=%d L=%d freeze=%d recompute=%d params_gib=%.2f grads_gib=%.2f moments_gib=%.2f "
                "acts_gib=%.2f scratch_gib=%.2f total_gib=%.2f total_gb=%.2f\n",
                infer ? " (inference)" : "", be, B, s->F, shape_S(s), s->D, s->L, freeze, m.recompute, (double)pb / G, (double)gb / G, (double)ob / G,
-               (double)ab / G, (double)sb / G, (double)(pb + gb + ob + ab + sb) / G,
-               (double)(pb + gb + ob + ab + sb) / 1e9);
+               (double)ab / G, (double)sb / G, (double)planned / G, (double)planned / 1e9);
         free(mask);
         model_destroy(&m);
         return 0;
@@ -134,7 +134,7 @@ int main(int argc, char **argv) {
     printf("backend=%s B=%d F=%d S=%d D=%d L=%d freeze=%d recompute=%d params=%zu trainable=%zu ms_per_step=%.1f "
            "gflop_per_step=%.1f tflops=%.2f mem_mib=%.0f plan_mib=%.0f loss=%.5f device=\"%s\"\n",
            ops_backend_name(), B, s->F, shape_S(s), s->D, s->L, freeze, m.recompute, m.pt.total, m.grad_size, 1e3 * dt, fl / 1e9, tf,
-           ops_mem_peak() / 1048576.0, (double)(pb + gb + ob + ab + sb) / 1048576.0, loss, ops_device_desc());
+           ops_mem_peak() / 1048576.0, (double)planned / 1048576.0, loss, ops_device_desc());
     if (peak > 0) printf("mfu_percent=%.1f (against %.0f TFLOP/s)\n", 100 * tf / peak, peak);
     ops_profile_report(stdout); /* ENTPROG_PROFILE=1: where the passes' time went, per op */
     optim_destroy(&opt);

@@ -320,7 +320,7 @@ void model_set_trainable(Model *m, const uint8_t *mask, int exact) {
     int refit = m->first_bwd < m->act_first || (exact && m->first_bwd != m->act_first) ||
                 (m->input_grads && !m->scratch_inputs) || (exact && m->input_grads != m->scratch_inputs);
     if (m->act_mem && refit) {
-        m->act_first = m->first_bwd;
+        m->act_first = act_first_for(m);
         alloc_acts(m);
     }
 }

@@ -269,6 +269,11 @@ submit() {
   sbatch --parsable --ntasks="$ntasks" --cpus-per-task=1 --time=5 --chdir="$jobdir" \
     --output="$work/logs/job-%j.out" "$repo/jobs/cpu_small.sbatch" | cut -d';' -f1
 }
+# Sizes and times of the job's log and run files: changes when the job makes
+# progress. (The job deletes old checkpoints as it goes: a file may vanish
+# between the glob and stat, whose failure must not end the test under
+# set -e/pipefail.)
+progress_mark() { { stat -c '%s %Y' "$log" "$jobdir"/run/* 2>/dev/null || true; } | tr '\n' ' '; }
 # wait_done ID SECONDS: polls until the job has ended (faster than sbatch --wait)
 # and sets END_STATE; a requeued job waiting for its begin time is made
 # eligible at once. SECONDS is a stall limit, not a deadline: it restarts
@@ -276,9 +281,6 @@ submit() {
 # sanitizer tree, a loaded machine) is not mistaken for a hung job; 600 s is
 # the hard cap. (No long command substitution: a trapped INT/TERM would wait
 # for it to end.)
-# (the job deletes old checkpoints as it goes: a file may vanish between the
-# glob and stat, whose failure must not end the test under set -e/pipefail)
-progress_mark() { { stat -c '%s %Y' "$log" "$jobdir"/run/* 2>/dev/null || true; } | tr '\n' ' '; }
 wait_done() {
   local id=$1 limit=$2 reason t0=$SECONDS tlast=$SECONDS mark last=
   END_STATE=
