@@ -1,5 +1,6 @@
-/* One training step as the trainer runs it on one rank (forward + MSE loss +
- * backward + AdamW, parameters, gradients and moments resident in backend
+/* One training step as the trainer runs it on one rank (train_step of
+ * src/train/step.c: forward + MSE loss + backward + gradient norm and clip
+ * (train.grad_clip) + AdamW, parameters, gradients and moments resident in backend
  * memory), timed on the deck's shape and batch on the chosen backend; model
  * FLOPs are counted from the shapes by the ops dispatcher, so MFU = FLOPs /
  * time / peak. Frozen prefixes (--freeze K: the input side and blocks
@@ -13,22 +14,17 @@
  * --plan --infer the memory of inference (sample, cei: forward passes only).
  * Otherwise prints one line: key=value pairs (ms_per_step, tflops, mem_mib, ...), then mfu_percent;
  * with ENTPROG_PROFILE=1 also a table of time per op (warm-up included). */
-#include "deck.h"
-#include "die.h"
-#include "model.h"
-#include "ops.h"
-#include "optim.h"
+#include "deck/deck.h"
+#include "core/clock.h"
+#include "core/die.h"
+#include "model/model.h"
+#include "ops/ops.h"
+#include "train/optim.h"
+#include "train/step.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
 
 static unsigned long long seed = 12345;
 static float frand(void) {
@@ -113,23 +109,23 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < (size_t)B * s->F * pimg; i++) pose[i] = 0.5f + 0.5f * frand();
     for (int i = 0; i < B; i++) t[i] = 100 + 37 * i;
     Batch b = {x, t, ref, pose, drop, drop};
+    StepComm comm;
+    step_comm_init(&comm, &(Dp){MPI_COMM_NULL, 0, 1}, NULL, m.pt.total); /* one rank: no exchange, no MPI */
+    StepInput in = {&b, eps, out, deps, nx, 1e-4, deck.train.grad_clip, NULL, 0};
 
     double t0 = 0, f0 = 0, loss = 0;
     for (int it = 0; it < warmup + steps; it++) {
         if (it == warmup) {
             ops_sync();
-            t0 = now();
+            t0 = clock_s();
             f0 = ops_flops();
         }
-        model_zero_grads(&m);
-        model_forward(&m, &b, out);
-        loss = mse_loss(out, eps, deps, nx);
-        model_backward(&m, &b, deps);
-        optim_step(&opt, m.w, m.cgrads, m.grad_off, 1e-4, 1.0f);
-        model_params_changed_on_device(&m);
+        StepResult r;
+        train_step(&m, &opt, &comm, &in, &r); /* the trainer's step, on one rank */
+        loss = r.loss;
     }
     ops_sync();
-    double dt = (now() - t0) / steps, fl = (ops_flops() - f0) / steps;
+    double dt = (clock_s() - t0) / steps, fl = (ops_flops() - f0) / steps;
     double tf = fl / dt / 1e12;
     printf("backend=%s B=%d F=%d S=%d D=%d L=%d freeze=%d recompute=%d params=%zu trainable=%zu ms_per_step=%.1f "
            "gflop_per_step=%.1f tflops=%.2f mem_mib=%.0f plan_mib=%.0f loss=%.5f device=\"%s\"\n",
@@ -137,6 +133,7 @@ int main(int argc, char **argv) {
            ops_mem_peak() / 1048576.0, (double)planned / 1048576.0, loss, ops_device_desc());
     if (peak > 0) printf("mfu_percent=%.1f (against %.0f TFLOP/s)\n", 100 * tf / peak, peak);
     ops_profile_report(stdout); /* ENTPROG_PROFILE=1: where the passes' time went, per op */
+    step_comm_free(&comm);
     optim_destroy(&opt);
     model_destroy(&m);
     return isfinite(loss) ? 0 : 1;

@@ -50,7 +50,7 @@ def read_shape(deck):
 
 
 def param_counts(sh):
-    """Parameter counts by group, from MODEL.md's parameter table."""
+    """Parameter counts by group, from docs/model.md's parameter table."""
     D, L, Dm = sh["D"], sh["L"], sh["mlp_ratio"] * sh["D"]
     C, p, Cp, Cg = sh["C"], sh["p"], sh["Cp"], sh["Cg"]
     G = int(round(math.log2(sh["s"])))
@@ -241,7 +241,7 @@ def report(sh, a):
     w(f"Shape: {os.path.relpath(a.deck, REPO)}: F={sh['F']}, {sh['H']}x{sh['W']} latents, p={sh['p']}, "
       f"D={sh['D']}, L={sh['L']}, MLP {sh['mlp_ratio']}D, batch {b} clip(s) per rank.")
     w("")
-    w(f"Parameters (MODEL.md's table): {pc['total']:,} in all; {pc['block']:,} per block "
+    w(f"Parameters (docs/model.md's table): {pc['total']:,} in all; {pc['block']:,} per block "
       f"({pc['blocks']:,} in the {sh['L']} blocks), inputs (timestep MLP, patch embedding, pose guider) "
       f"{pc['inputs']:,}, final layer {pc['final']:,}.")
     blocks, rest = forward_flops(sh)

@@ -2,7 +2,7 @@
 """Time one training step of the PyTorch reference EP-VDiT in float32 on CPU.
 
 A step is forward (video pass + reference pass) + MSE loss + backward + AdamW
-(torch.optim.AdamW, lr 1e-4, wd 0.01). Random inputs, MODEL.md initialisation
+(torch.optim.AdamW, lr 1e-4, wd 0.01). Random inputs, docs/model.md initialisation
 followed by a small random perturbation of every tensor so that the
 zero-initialised ones are non-zero (otherwise autograd would still do the same
 work, but the numbers would be degenerate). Prints `torch_step_ms <median>`.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch baseline for the GPU benchmark: EP-VDiT (../shared/spec/MODEL.md) in idiomatic,
+"""PyTorch baseline for the GPU benchmark: EP-VDiT (docs/model.md) in idiomatic,
 fast PyTorch (fused qkv, batched frames, F.scaled_dot_product_attention, autocast bf16).
 
   python3 benchmarks/torch_step_gpu.py --device cuda --dtype bf16 --deck inputs/paper.ini \
@@ -11,7 +11,7 @@ available); bf16 = autocast with fp32 master weights. --check compares eps_hat, 
 all gradients with the float64 reference (tests/reference/epvdit.py) given the same
 (perturbed, all non-zero) parameters. Shape: `small` by default; --deck reads [model] and
 train.batch of an entprog deck (missing keys: docs/deck.md defaults); --B/--F/... override.
-Weights: MODEL.md init with attn_t.proj Xavier (docs/model.md), plus 1e-3 N(0,1) noise as in
+Weights: docs/model.md's init with attn_t.proj Xavier (its "Choices" section), plus 1e-3 N(0,1) noise as in
 benchmarks/torch_step.py. --freeze-first K freezes blocks 0..K-1 and, as entprog does by
 default (docs/entprog.md), the input side (timestep MLP, patch embedding, pose guider), so
 these run under torch.no_grad and store no activations; with --train-inputs the input side
@@ -64,7 +64,7 @@ def split_heads(x, n, nh):
     return x.view(N, T, n, nh, -1).permute(2, 0, 3, 1, 4).unbind(0)
 
 
-def holder(**children):  # a parameter namespace such as `attn_s.qkv` (state-dict names of MODEL.md)
+def holder(**children):  # a parameter namespace such as `attn_s.qkv` (state-dict names of docs/model.md)
     m = nn.Module()
     for k, v in children.items():
         setattr(m, k, v)
@@ -204,7 +204,7 @@ class EPVDiT(nn.Module):
 
 @torch.no_grad()
 def init_weights(model, perturb=1e-3):
-    """MODEL.md init (Xavier-uniform with convs as [out, in*k*k], zero biases, t MLP N(0,0.02),
+    """docs/model.md init (Xavier-uniform with convs as [out, in*k*k], zero biases, t MLP N(0,0.02),
     zero ada / final / pose zero Linear) except attn_t.proj, Xavier (docs/model.md); then perturb."""
     zero = {"pose_guider.zero.weight", "final.ada.weight", "final.linear.weight"}
     for name, prm in model.named_parameters():
@@ -253,7 +253,7 @@ def run_check(dev, dtype):
                 prm.add_(sc * torch.randn(prm.shape, generator=gen, dtype=torch.float64))
         mine = EPVDiT(**cfg).to(dtype)
         got = {k: tuple(v.shape) for k, v in mine.state_dict().items()}
-        assert got == E.expected_param_shapes(cfg), "state dict differs from MODEL.md's parameter names"
+        assert got == E.expected_param_shapes(cfg), "state dict differs from docs/model.md's parameter names"
         mine.load_state_dict(ref.state_dict())  # the very same parameters
         mine.to(dev)
         B, shp = len(dr or [0, 0]), (cfg["F"], cfg["C"], cfg["H"], cfg["W"])
@@ -287,7 +287,7 @@ def run_check(dev, dtype):
     frozen_ok = all(p.grad is None for p in mine.parameters() if not p.requires_grad)
     print(f"  {'tiny, --freeze-first 1':28s} loss+grads {e_f:.3e}  frozen grads None: {frozen_ok}")
     worst = max(worst, e_f, 0.0 if frozen_ok else 1.0)
-    init_weights(mine, perturb=0)  # MODEL.md init (+ Xavier attn_t.proj): every block identity, output 0
+    init_weights(mine, perturb=0)  # docs/model.md init (+ Xavier attn_t.proj): every block identity, output 0
     with torch.no_grad():
         z0 = mine(*args).abs().max().item()
     print(f"  {'init: max |eps_hat|':28s} {z0:.3e} (must be 0)")

@@ -9,7 +9,7 @@
 #include "attention_layout.cuh"
 #include "attention_tc.cuh"
 #include "common.cuh"
-#include "ops_cuda.h"
+#include "cuda/ops_cuda.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

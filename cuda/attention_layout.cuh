@@ -1,7 +1,7 @@
 /* Where things are in ops.h's AttnShape layout, for both attention kernels:
  * problem z = z1 * Z2 + z2; its fused qkv rows, its output rows, its key sets. */
 #pragma once
-#include "ops.h"
+#include "ops/ops.h"
 #include <stddef.h>
 
 /* Row 0 of problem z's fused qkv rows (row r is a.ld floats further per row). */

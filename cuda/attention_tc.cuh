@@ -1,7 +1,7 @@
 /* Tensor-core (bf16 WMMA) flash attention: same contract and state as the
  * fp32 kernels of attention.cu, which choose between the two. */
 #pragma once
-#include "ops.h"
+#include "ops/ops.h"
 
 void tc_attention(const AttnShape *a, float *out, float *state, const float *qkv, const float *bank,
                   const uint8_t *drop);

@@ -2,7 +2,7 @@
  * legacy default stream for every op (so a host copy waits for all of them),
  * and a counting allocator that knows the device peak. */
 #include "common.cuh"
-#include "ops_cuda.h"
+#include "cuda/ops_cuda.h"
 #include <stdio.h>
 #include <stdlib.h>
 

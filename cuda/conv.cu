@@ -2,7 +2,7 @@
  * fp32 with deterministic algorithms (implicit precomputed GEMM forward,
  * ALGO_1 for both gradients); gradients accumulate through beta = 1. */
 #include "common.cuh"
-#include "ops_cuda.h"
+#include "cuda/ops_cuda.h"
 #include <cudnn.h>
 
 #define DNN(call)                                                                                      \

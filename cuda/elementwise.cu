@@ -2,7 +2,7 @@
  * activations, patch (un)folding and the model's small glue ops. Every sum
  * runs in a fixed order (no atomics), so a seed repeats bit for bit. */
 #include "common.cuh"
-#include "ops_cuda.h"
+#include "cuda/ops_cuda.h"
 
 #define TPB 256
 

@@ -4,7 +4,7 @@
  * are cached per shape, alignment and epilogue; algorithms that split K
  * with in-place (atomic) reductions are excluded so results repeat exactly. */
 #include "common.cuh"
-#include "ops_cuda.h"
+#include "cuda/ops_cuda.h"
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,13 +1,13 @@
 /* The CUDA backend: cuda_<op> for every op of ops.h (C linkage), and its
  * device, memory and timing services. Built only when nvcc is found. */
 #pragma once
-#include "ops.h"
+#include "ops/ops.h"
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #define OP(name, params, args, flops) void cuda_##name params;
-#include "ops_list.h"
+#include "ops/ops_list.h"
 #undef OP
 size_t cuda_attention_state_floats(const AttnShape *a);
 double cuda_sum_squares(const float *x, size_t n);

@@ -3,7 +3,7 @@
  * 65536-value chunks, each reduced by one block in a fixed tree order and
  * summed in order on the host, so it repeats exactly run to run. */
 #include "common.cuh"
-#include "ops_cuda.h"
+#include "cuda/ops_cuda.h"
 #include <stdlib.h>
 
 #define TPB 256

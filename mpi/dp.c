@@ -1,5 +1,5 @@
-#include "dp.h"
-#include "die.h"
+#include "mpi/dp.h"
+#include "core/die.h"
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,5 +1,5 @@
-#include "dp_nccl.h"
-#include "die.h"
+#include "mpi/dp_nccl.h"
+#include "core/die.h"
 #include <stdlib.h>
 
 #ifdef ENTPROG_NCCL

@@ -6,7 +6,7 @@
  * Opt-in (ENTPROG_COMM=nccl) until it has run on a machine with several
  * GPUs; without it the gradients cross through the host for MPI. */
 #pragma once
-#include "dp.h"
+#include "mpi/dp.h"
 
 typedef struct DpNccl DpNccl;
 

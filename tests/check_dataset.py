@@ -4,7 +4,7 @@
   check_dataset.py datagen  --entprog ENTPROG --work DIR [--mpiexec MPIEXEC]
       runs datagen on a tiny deck twice with one seed (identical files), once
       with another seed (different content), optionally on 2 MPI ranks
-      (identical to the serial run), and checks the layout of FORMATS.md,
+      (identical to the serial run), and checks the layout of docs/formats.md,
       value ranges, pose maps, motion and preview.png.
   check_dataset.py badinput --probe TEST_DATASET --work DIR
       writes good and broken dataset files with h5py and checks that

@@ -26,7 +26,7 @@ def group(path, g):
     with h5py.File(path, "r") as f:
         if g not in f:
             return {}
-        return {k: f[g][k][()] for k in f[g]}
+        return {k: f[g][k][()] for k in f[g] if isinstance(f[g][k], h5py.Dataset)}
 
 
 S = lambda kv: ["--set", kv]
@@ -70,25 +70,69 @@ for method in ("entprog", "random", "depth"):
 with h5py.File(f"{WORK}/temporal/ckpt_00000060.h5", "r") as f:
     check(all("attn_t" in k for k in f["optimizer/m"].keys()), "temporal: only attn_t tensors train")
 
-# 3. resume bit-exactly: in the middle of a supernet window (step 23, window 20..25) and of a stage (step 46)
+# 3. resume bit-exactly: in the middle of a supernet window (step 17; 4 stages of 15 steps, windows of 6 steps
+# from 0, 15 and 30 while more than one candidate is left) and of a stage (step 51); a trials search (steps
+# 15..20 for each candidate) writes the periodic checkpoint that fell due inside it at its end (step 21): there
+# is one model state again
+def same_run(search, a, b, at, what):
+    ra, rb = rows(f"{WORK}/{a}/metrics.csv"), rows(f"{WORK}/{b}/metrics.csv")
+    tail = [r for r in ra if int(r[1]) > at]
+    check(tail == rb[-len(tail):] and len(rb) > 0, f"{search}: {what}, the loss curve continues bit for bit")
+    fa, fb = f"{WORK}/{a}/ckpt_00000060.h5", f"{WORK}/{b}/ckpt_00000060.h5"
+    same = all(np.array_equal(x, y) for x, y in zip(group(fa, "model").values(), group(fb, "model").values()))
+    same &= all(np.array_equal(x, y) for x, y in zip(group(fa, "optimizer/m").values(), group(fb, "optimizer/m").values()))
+    sa, sb = group(fa, "schedule"), group(fb, "schedule")
+    check(same and np.array_equal(sa["stages"], sb["stages"], equal_nan=True),
+          f"{search}: {what}, final weights, moments and schedule identical")
+
+
 for search in ("supernet", "trials"):
-    base = [*FT, *S("entprog.method=entprog"), *S(f"entprog.search={search}"), *S("train.ckpt_every=23"),
+    base = [*FT, *S("entprog.method=entprog"), *S(f"entprog.search={search}"), *S("train.ckpt_every=17"),
             *S("train.keep_ckpts=0")]
     run("train", DECK, *base, *S(f"train.out_dir={search}_a"))
-    for at in (23, 46):
+    for at in ((17, 51) if search == "supernet" else (21, 51)):
         ck = f"{search}_a/ckpt_{at:08d}.h5"
+        check(os.path.exists(f"{WORK}/{ck}"), f"{search}: checkpoint at step {at} exists")
         if not os.path.exists(f"{WORK}/{ck}"):
-            check(search == "trials", f"{search}: checkpoint at step {at} exists")
             continue
         out = f"{search}_r{at}"
         run("train", DECK, *base, "--resume", ck, *S(f"train.out_dir={out}"))
-        a, b = rows(f"{WORK}/{search}_a/metrics.csv"), rows(f"{WORK}/{out}/metrics.csv")
-        tail = [r for r in a if int(r[1]) > at]
-        check(tail == b and len(b) > 0, f"{search}: resumed at step {at}, the loss curve continues bit for bit")
-        fa, fb = f"{WORK}/{search}_a/ckpt_00000060.h5", f"{WORK}/{out}/ckpt_00000060.h5"
-        same = all(np.array_equal(x, y) for x, y in zip(group(fa, "model").values(), group(fb, "model").values()))
-        sa, sb = group(fa, "schedule"), group(fb, "schedule")
-        check(same and np.array_equal(sa["stages"], sb["stages"], equal_nan=True),
-              f"{search}: resumed at step {at}, final weights and schedule identical")
+        same_run(search, f"{search}_a", out, at, f"resumed at step {at}")
+
+# 3b. a signal inside a trials search (the loop drives it step by step): the run stops with the checkpoint of
+# the state the search began from; resuming reruns the search and ends exactly as the uninterrupted run. The
+# signal comes from ENTPROG_FAULT_USR1_AT (loop iteration = row of metrics.csv on one rank): the 4th step of the
+# last search of trials_a
+with open(f"{WORK}/trials_a/metrics.csv") as f:
+    kinds = [l.split(",")[:2] for l in f.read().splitlines()[1:] if l.split(",")[0] in ("train", "search")]
+last = max(i for i, k in enumerate(kinds) if k[0] == "search" and (i == 0 or kinds[i - 1][0] != "search"))
+tr = [*FT, *S("entprog.method=entprog"), *S("entprog.search=trials"), *S("train.ckpt_every=17"), *S("train.keep_ckpts=0")]
+out = H.run("train", DECK, *tr, *S("train.out_dir=trials_sig"), env={"ENTPROG_FAULT_USR1_AT": str(last + 3)}).stdout
+began = int(kinds[last][1]) - 1
+ck = f"trials_sig/ckpt_{began:08d}.h5"
+check("inside a trials search: stopped at step %d" % began in out and os.path.exists(f"{WORK}/{ck}"),
+      f"trials: SIGUSR1 inside the search (loop iteration {last + 3}) stops at its first step {began} with a checkpoint")
+if os.path.exists(f"{WORK}/{ck}"):
+    run("train", DECK, *tr, "--resume", ck, *S("train.out_dir=trials_sig2"))
+    same_run("trials", "trials_a", "trials_sig2", began, f"stopped inside the search and resumed at step {began}")
+
+# 3c. the progress record of the previous checkpoint form (/schedule/progress, one positional vector) still
+# loads: a checkpoint in the middle of a supernet window, rewritten in that form, resumes like the original
+with h5py.File(f"{WORK}/supernet_a/ckpt_00000017.h5", "r") as f:
+    st = {k: np.asarray(f["schedule/state"][k][()]).ravel() for k in f["schedule/state"]}
+check(st["searching"][0] == 1, "supernet: the step-17 checkpoint is inside a search window")
+shutil.copy(f"{WORK}/supernet_a/ckpt_00000017.h5", f"{WORK}/old_form.h5")
+with h5py.File(f"{WORK}/old_form.h5", "a") as f:
+    v = np.zeros((1, 40))
+    for i, k in enumerate(["stage", "m", "searching", "search_end", "n_cand", "probe_last", "train_s"]):
+        v[0, i] = st[k][0]
+    for j, k in enumerate(["cand", "drop", "cost", "count"]):
+        v[0, 8 + j::4] = st[k]
+    del f["schedule/state"]
+    f["schedule/progress"] = v
+base = [*FT, *S("entprog.method=entprog"), *S("entprog.search=supernet"), *S("train.ckpt_every=17"),
+        *S("train.keep_ckpts=0")]
+run("train", DECK, *base, "--resume", "old_form.h5", *S("train.out_dir=old_form_r"))
+same_run("supernet", "supernet_a", "old_form_r", 17, "resumed from the previous checkpoint form at step 17")
 
 H.finish("entprog")

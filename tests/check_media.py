@@ -218,7 +218,7 @@ def splitmix(x):
 
 
 class Xoshiro:
-    """src/rng.c in Python: rng_seed_stream, xoshiro256**, Box-Muller normals."""
+    """src/core/rng.c in Python: rng_seed_stream, xoshiro256**, Box-Muller normals."""
 
     def __init__(self, seed, stream):
         _, x = splitmix((seed ^ ((stream * 0xD1B54A32D192ED03) & MASK)) & MASK)

@@ -1,5 +1,6 @@
 """Shared by the end-to-end test scripts: run entprog in the work folder and
 count the checks that fail."""
+import os
 import subprocess
 import sys
 
@@ -8,9 +9,10 @@ class Harness:
     def __init__(self, entprog, work):
         self.entprog, self.work, self.failures = entprog, work, []
 
-    def run(self, *args, ok=True):
-        """entprog ARGS in the work folder; stops the test when ok and it fails."""
-        p = subprocess.run([self.entprog, *args], cwd=self.work, capture_output=True, text=True)
+    def run(self, *args, ok=True, env=None):
+        """entprog ARGS in the work folder (env: extra environment); stops the test when ok and it fails."""
+        p = subprocess.run([self.entprog, *args], cwd=self.work, capture_output=True, text=True,
+                           env={**os.environ, **(env or {})})
         if ok and p.returncode != 0:
             sys.exit(f"FAILED: entprog {' '.join(args)}\n{p.stdout}\n{p.stderr}")
         return p

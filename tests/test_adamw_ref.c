@@ -13,10 +13,10 @@
  * normalised rounding noise, ~1e-9 in fp32 against ~1e-17 in the float64
  * reference. The test checks instead that their fp32 gradient stays below 1e-6.
  * usage: test_adamw_ref FIXTURE_DIR */
-#include "checkpoint.h"
-#include "h5util.h"
-#include "model.h"
-#include "optim.h"
+#include "io/checkpoint.h"
+#include "io/h5util.h"
+#include "model/model.h"
+#include "train/optim.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -18,12 +18,12 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "cei.h"
-#include "checkpoint.h"
-#include "ckpt_schedule.h"
-#include "datagen.h"
-#include "die.h"
-#include "h5util.h"
+#include "train/cei.h"
+#include "io/checkpoint.h"
+#include "io/ckpt_schedule.h"
+#include "data/datagen.h"
+#include "core/die.h"
+#include "io/h5util.h"
 
 static int failures = 0;
 #define CHECK(cond, ...)                                                        \

@@ -7,9 +7,9 @@
  * MPI process must not use MPI, and ep_die would MPI_Abort the whole job).
  * Then, and alone with --collective (under mpirun), it runs the collective
  * save/load on MPI_COMM_WORLD through the MPI-IO driver. */
-#include "checkpoint.h"
-#include "die.h"
-#include "h5util.h"
+#include "io/checkpoint.h"
+#include "core/die.h"
+#include "io/h5util.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -13,12 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "datagen.h"
-#include "dataset.h"
-#include "deck.h"
-#include "die.h"
-#include "figure.h"
-#include "h5util.h"
+#include "data/datagen.h"
+#include "data/dataset.h"
+#include "deck/deck.h"
+#include "core/die.h"
+#include "data/figure.h"
+#include "io/h5util.h"
 
 static int failures = 0;
 #define CHECK(cond, ...) do { if (!(cond)) { failures++; fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); } } while (0)

@@ -1,7 +1,8 @@
 /* Deck parsing: the shipped decks, defaults, --set overrides, and every kind
  * of bad deck, which must die naming the key (run in a forked child, since
  * ep_die exits). Usage: test_deck <inputs dir> <work dir> */
-#include "deck.h"
+#include "deck/deck.h"
+#include "core/limits.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +153,17 @@ static void test_bad_decks(void) {
     bad_deck("H_not_multiple_of_p", "[model]\nH = 15\n", "model.H");
     bad_deck("D_not_divisible_by_NH", "[model]\nD = 36\nNH = 8\n", "model.D");
     bad_deck("s_not_power_of_two", "[model]\ns = 3\n", "model.s");
+    char blocks[64], blocks_want[64];
+    snprintf(blocks, sizeof blocks, "[model]\nL = %d\n", EP_MAX_BLOCKS);
+    Deck most;
+    deck_parse_string(&most, blocks, "most_blocks"); /* the limit itself is allowed */
+    CHECK(most.model.L == EP_MAX_BLOCKS);
+    deck_free(&most);
+    snprintf(blocks, sizeof blocks, "[model]\nL = %d\n", EP_MAX_BLOCKS + 1);
+    snprintf(blocks_want, sizeof blocks_want, "model.L = '%d' is out of range", EP_MAX_BLOCKS + 1);
+    bad_deck("too_many_blocks", blocks, blocks_want);
+    snprintf(blocks, sizeof blocks, "model.L=%d", EP_MAX_BLOCKS + 1);
+    bad_override(blocks, blocks_want);
     bad_deck("frames_too_few", "[model]\nF = 8\n[data]\nframes = 10\nframe_stride = 2\n", "data.frames");
     bad_deck("min_lr_above_lr", "[train]\nlr = 1e-4\nmin_lr = 1e-3\n", "train.min_lr");
     bad_deck("val_without_batches", "[train]\nval_every = 5\nval_batches = 0\n", "train.val_batches");

@@ -1,6 +1,6 @@
 /* Frame metric tests (label: sample): hand-computed PSNR, L1 and SSIM values,
  * and SSIM against a direct (non-separable) implementation written here. */
-#include "eval_metrics.h"
+#include "sample/eval_metrics.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>

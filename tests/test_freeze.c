@@ -10,11 +10,11 @@
  *  - the search keeps the candidate with the highest CE (ties: smaller m) on
  *    constructed values; candidate sets never go below the current m;
  *    masks follow the order; linear grows by equal steps. */
-#include "deck.h"
-#include "entprog.h"
-#include "model.h"
-#include "optim.h"
-#include "rng.h"
+#include "deck/deck.h"
+#include "train/entprog.h"
+#include "model/model.h"
+#include "train/optim.h"
+#include "core/rng.h"
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>

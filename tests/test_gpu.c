@@ -28,17 +28,17 @@
  *    operands to bf16 as well: 1e-2. Measured values are printed.
  * ENTPROG_ATTN=tc|fp32 picks the attention kernels of the model and train
  * tests (the ops test runs both). */
-#include "model.h"
-#include "ops.h"
-#include "optim.h"
-#include "ops_cpu.h"
+#include "model/model.h"
+#include "ops/ops.h"
+#include "train/optim.h"
+#include "ops/ops_cpu.h"
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef ENTPROG_CUDA
-#include "ops_cuda.h"
+#include "cuda/ops_cuda.h"
 #endif
 
 #define SKIP 77

@@ -2,7 +2,7 @@
  *
  * A very small shape (F=3, C=2, H=W=8, p=2, D=16, NH=2, L=2, mlp_ratio=2,
  * Cp=3, s=2, Cg=4, B=2), every parameter random and non-zero (including the
- * tensors MODEL.md zero-initialises, so every path is live), random inputs,
+ * tensors docs/model.md zero-initialises, so every path is live), random inputs,
  * loss = mse_loss against random eps. For every parameter tensor the analytic
  * directional derivative grads . v, v random and restricted to that tensor,
  * is compared with finite differences of the loss; then once along a random
@@ -37,8 +37,8 @@
  * Exact checks: unused parameters (attn_t in image mode, the guider when every
  * pose is dropped, a skipped block) get a gradient of exactly 0, and the loss
  * does not move at all when they move. ENTPROG_FD_SEED=<n> changes the seed. */
-#include "model.h"
-#include "rng.h"
+#include "model/model.h"
+#include "core/rng.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -36,8 +36,8 @@
  * ENTPROG_FD_SABOTAGE=<factor> multiplies every analytic gradient by <factor>
  * (e.g. 1.01) to show the checks can fail; ENTPROG_FD_SEED=<n> changes the
  * seed. Exit status is non-zero on any failure. */
-#include "ops_cpu.h"
-#include "rng.h"
+#include "ops/ops_cpu.h"
+#include "core/rng.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

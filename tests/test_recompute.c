@@ -5,9 +5,9 @@
  * frozen prefix, with a dropped reference in the batch; the activation
  * memory is smaller and equals the plan; the recomputed forward adds no
  * model FLOPs. */
-#include "model.h"
-#include "ops.h"
-#include "rng.h"
+#include "model/model.h"
+#include "ops/ops.h"
+#include "core/rng.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

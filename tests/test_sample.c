@@ -1,9 +1,9 @@
 /* DDIM and GIF unit tests (label: sample).
  *   test_sample ddim       analytic denoisers: x0 recovery, guidance, respacing, eta noise
  *   test_sample gif DIR    writes GIFs with known indices for check_media.py to decode */
-#include "ddim.h"
-#include "die.h"
-#include "gif_write.h"
+#include "sample/ddim.h"
+#include "core/die.h"
+#include "media/gif_write.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

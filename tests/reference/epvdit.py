@@ -1,13 +1,13 @@
-"""PyTorch reference implementation of EP-VDiT (docs: /work/shared/spec/MODEL.md).
+"""PyTorch reference implementation of EP-VDiT (the contract: docs/model.md).
 
-Written to be read next to MODEL.md: one function or module per numbered piece,
+Written to be read next to docs/model.md: one function or module per numbered piece,
 no fusion, no tricks. Works in float32 and float64 (call ``.double()``); the
 fixed sinusoidal tables are always computed in float64 and cast to the dtype of
 the model at use.
 
-State-dict names and shapes are exactly the "Parameter names" of MODEL.md.
+State-dict names and shapes are exactly the "Parameter names" of docs/model.md.
 
-Choices where MODEL.md is silent (also listed in docs/verification.md):
+Choices where docs/model.md is silent (also listed in docs/verification.md):
   * 2-D position embedding for a non-square grid (Hp x Wp): token k = row*Wp + col,
     channels [0, D/2) are the 1-D embedding of col, [D/2, D) of row (this is
     DiT's convention, which only shows the square case).
@@ -31,7 +31,7 @@ LN_EPS = 1e-6
 
 
 # ---------------------------------------------------------------------------
-# Diffusion helpers (MODEL.md "Diffusion")
+# Diffusion helpers (docs/model.md "Diffusion")
 # ---------------------------------------------------------------------------
 def betas(T=T_STEPS):
     """Linear betas 1e-4 .. 0.02, float64 (same as numpy.linspace)."""
@@ -353,7 +353,7 @@ class EPVDiT(nn.Module):
 
 
 def loss_fn(eps_hat, eps):
-    """MODEL.md loss: mean over all elements of (eps_hat - eps)^2."""
+    """docs/model.md loss: mean over all elements of (eps_hat - eps)^2."""
     return ((eps_hat - eps) ** 2).mean()
 
 
@@ -367,7 +367,7 @@ def _xavier_bound(w):
 
 
 def _zero_init_names(model):
-    """Parameters that MODEL.md initialises to zero (besides every bias)."""
+    """Parameters that docs/model.md initialises to zero (besides every bias)."""
     names = {"pose_guider.zero.weight", "final.ada.weight", "final.linear.weight"}
     for b in range(model.L):
         names.add(f"blocks.{b}.ada.weight")
@@ -377,7 +377,7 @@ def _zero_init_names(model):
 
 @torch.no_grad()
 def init_model_md(model, gen):
-    """MODEL.md initialisation: Xavier-uniform (convs viewed as [out, in*k*k]),
+    """docs/model.md initialisation: Xavier-uniform (convs viewed as [out, in*k*k]),
     zero biases, timestep MLP weights N(0, 0.02), adaLN-Zero tensors zero."""
     zeros = _zero_init_names(model)
     for name, prm in model.named_parameters():
@@ -394,7 +394,7 @@ def init_model_md(model, gen):
 @torch.no_grad()
 def init_random_nonzero(model, gen):
     """Test initialisation: every tensor random and non-zero (including the ones
-    MODEL.md zero-initialises), scaled so activations stay O(1) and softmaxes
+    docs/model.md zero-initialises), scaled so activations stay O(1) and softmaxes
     stay soft. Weights: Xavier-uniform (ada weights 0.5/sqrt(D) * N(0,1), the
     final linear and zero Linear Xavier too); biases 0.1 * N(0,1)."""
     d = model.D
@@ -411,7 +411,7 @@ def init_random_nonzero(model, gen):
 
 
 def expected_param_shapes(cfg):
-    """MODEL.md "Parameter names" table, for checking the module against it."""
+    """docs/model.md "Parameter names" table, for checking the module against it."""
     D, C, p, Cg, Cp = cfg["D"], cfg["C"], cfg["p"], cfg["Cg"], cfg["Cp"]
     Dm = cfg["mlp_ratio"] * D
     G = int(round(math.log2(cfg["s"])))

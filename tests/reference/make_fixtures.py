@@ -160,10 +160,10 @@ def write_expect(path, eps_hat, loss, grads, adamw=None):
 def check_names(model, cfg):
     exp = E.expected_param_shapes(cfg)
     sd = model.state_dict()
-    assert list(sd) == list(exp), "state_dict names differ from MODEL.md"
+    assert list(sd) == list(exp), "state_dict names differ from docs/model.md"
     for n, shp in exp.items():
         assert tuple(sd[n].shape) == shp, f"{n}: {tuple(sd[n].shape)} != {shp}"
-    return f"{len(sd)} tensors, {sum(v.numel() for v in sd.values())} values, names/shapes = MODEL.md"
+    return f"{len(sd)} tensors, {sum(v.numel() for v in sd.values())} values, names/shapes = docs/model.md"
 
 
 def check_tables():
@@ -283,14 +283,14 @@ def check_zero_init(cfg, inputs, gen):
     with torch.no_grad():
         for inp in inputs:
             out = run(m, inp)
-            assert torch.count_nonzero(out) == 0, "MODEL.md init must give output exactly 0"
+            assert torch.count_nonzero(out) == 0, "docs/model.md init must give output exactly 0"
             # every block is the identity in the video pass
             z = torch.randn(B, inp["x"].shape[1], m.S, m.D, generator=gen, dtype=DT)
             c = m.t_embed(inp["t"].long())
             bank = torch.randn(B, m.S, m.D, generator=gen, dtype=DT)
             for blk in m.blocks:
                 assert torch.equal(blk.forward_video(z, c, bank, None), z)
-    return "MODEL.md init: output exactly 0, every block the identity"
+    return "docs/model.md init: output exactly 0, every block the identity"
 
 
 # ---------------------------------------------------------------------------

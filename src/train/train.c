@@ -1,0 +1,513 @@
+#include "train/train.h"
+#include "train/metrics.h"
+#include "ops/ops.h"
+#include "io/checkpoint.h"
+#include "mpi/dp.h"
+#include "mpi/dp_nccl.h"
+#include <math.h>
+#include "core/clock.h"
+#include "core/die.h"
+#include "core/mem.h"
+#include "core/paths.h"
+#include "core/progress.h"
+#include <dirent.h>
+#include <signal.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+/* Stream tags for rng_seed_stream: one purpose, one stream. */
+enum { STREAM_INIT = 1, STREAM_TRAIN = 2, STREAM_VAL = 3, STREAM_PROBE = 4 };
+
+static double peak_rss_mib(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0; /* Linux reports KiB */
+}
+
+static void alloc_buffers(BatchBuffers *b, const ModelShape *s, int B) {
+    size_t x = (size_t)B * s->F * s->C * s->H * s->W;
+    size_t pose = (size_t)B * s->F * s->Cp * (s->s * s->H) * (s->s * s->W);
+    b->x0 = mem_alloc(x * sizeof(float), "batch");
+    b->x = mem_alloc(x * sizeof(float), "batch");
+    b->eps = mem_alloc(x * sizeof(float), "batch");
+    b->eps_hat = mem_alloc(x * sizeof(float), "batch");
+    b->deps = mem_alloc(x * sizeof(float), "batch");
+    b->ref = mem_alloc((size_t)B * s->C * s->H * s->W * sizeof(float), "batch");
+    b->pose = mem_alloc(pose * sizeof(float), "batch");
+    b->t = ep_malloc((size_t)B * sizeof(int), "batch");
+    b->drop_ref = ep_malloc(B, "batch");
+    b->drop_pose = ep_malloc(B, "batch");
+}
+
+static void free_buffers(BatchBuffers *b) {
+    mem_free(b->x0), mem_free(b->x), mem_free(b->eps), mem_free(b->eps_hat), mem_free(b->deps);
+    mem_free(b->ref), mem_free(b->pose), free(b->t), free(b->drop_ref), free(b->drop_pose);
+}
+
+/* One batch of B training tuples (clip, reference, pose, t, noise, dropout).
+ * The caller's stream gives one key per batch whatever the number of ranks;
+ * global sample g of the batch then draws its clip, t, dropout and noise
+ * from its own stream (key, g). So a rank draws only its own B samples
+ * (slice `slice` of the global batch), and R ranks see exactly the samples
+ * one rank would with a batch of R*B. slice -1: only advance the stream. */
+static void draw_batch(Trainer *tr, Dataset *ds, Rng *rng, double p_ref, double p_pose, int slice) {
+    const ModelShape *s = &tr->model.shape;
+    BatchBuffers *b = &tr->buf;
+    int B = tr->model.B, F = s->F;
+    size_t clip = (size_t)F * s->C * s->H * s->W, frame = (size_t)s->C * s->H * s->W;
+    size_t pclip = (size_t)F * s->Cp * (s->s * s->H) * (s->s * s->W);
+    uint64_t key = rng_next(rng);
+    if (slice < 0) return;
+    for (int i = 0; i < B; i++) {
+        Rng r;
+        rng_seed_stream(&r, key, (uint64_t)slice * B + i);
+        int video, start, ref_frame;
+        dataset_pick(ds, &r, F, &video, &start, &ref_frame);
+        dataset_read_clip(ds, video, start, F, b->x0 + i * clip, b->pose + i * pclip);
+        dataset_read_frame(ds, video, ref_frame, b->ref + i * frame);
+        b->t[i] = (int)rng_below(&r, DIFFUSION_T);
+        b->drop_ref[i] = rng_uniform(&r) < p_ref;
+        b->drop_pose[i] = rng_uniform(&r) < p_pose;
+        for (size_t j = 0; j < clip; j++) b->eps[i * clip + j] = rng_normal(&r);
+    }
+    diffusion_noise(&tr->diff, b->x, b->x0, b->eps, b->t, B, clip);
+}
+
+static Batch as_batch(const BatchBuffers *b) {
+    return (Batch){b->x, b->t, b->ref, b->pose, b->drop_ref, b->drop_pose};
+}
+
+static size_t x_numel(const Trainer *tr) {
+    const ModelShape *s = &tr->model.shape;
+    return (size_t)tr->model.B * s->F * s->C * s->H * s->W;
+}
+
+/* ---- checkpoint files in out_dir ---- */
+
+static void ckpt_path(const Trainer *tr, long long step, char *buf, size_t n) {
+    snprintf(buf, n, "%s/ckpt_%08lld.h5", tr->deck->train.out_dir, step);
+}
+
+/* Steps of the ckpt_*.h5 files in dir, sorted ascending; returns the count. */
+static int list_ckpts(const char *dir, long long *steps, int cap) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long long s;
+        char tail[8];
+        if (sscanf(e->d_name, "ckpt_%lld.h5%7s", &s, tail) == 1 && strstr(e->d_name, ".h5") &&
+            strcmp(e->d_name + strlen(e->d_name) - 3, ".h5") == 0 && n < cap)
+            steps[n++] = s;
+    }
+    closedir(d);
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && steps[j - 1] > steps[j]; j--) {
+            long long t = steps[j];
+            steps[j] = steps[j - 1];
+            steps[j - 1] = t;
+        }
+    return n;
+}
+
+/* Never overwrite a checkpoint of an earlier run: a fresh run needs an out_dir
+ * without checkpoints, a resumed one no checkpoint past its start. */
+static void guard_out_dir(const Trainer *tr, int resuming) {
+    const char *dir = tr->deck->train.out_dir;
+    long long steps[4096];
+    int n = list_ckpts(dir, steps, 4096);
+    if (n == 0) return;
+    if (!resuming)
+        ep_die("out_dir '%s' already holds checkpoints (e.g. ckpt_%08lld.h5) from an earlier run; "
+               "resume with --resume, or set train.out_dir to a new folder", dir, steps[n - 1]);
+    if (steps[n - 1] > tr->step)
+        ep_die("out_dir '%s' holds ckpt_%08lld.h5, later than the resumed step %lld; resuming there would overwrite "
+               "it: set train.out_dir to a new folder", dir, steps[n - 1], tr->step);
+}
+
+
+/* ---- setup ---- */
+
+/* Host copies of the optimizer moments and EMA weights when they live on a
+ * device (checkpoint I/O runs on the host); the state itself elsewhere. */
+typedef struct {
+    float *m, *v, *ema;
+} HostCopies;
+
+static void host_copies(Trainer *tr, CkptState *s, HostCopies *h, int download) {
+    memset(h, 0, sizeof *h);
+    if (ops_host_memory()) return;
+    size_t nm = tr->opt.size * sizeof(float), np = tr->model.pt.total * sizeof(float);
+    h->m = s->m = mem_alloc(nm, "moments on the host");
+    if (tr->opt.v) h->v = s->v = mem_alloc(nm, "moments on the host");
+    if (tr->ema) h->ema = s->ema = mem_alloc(np, "EMA on the host");
+    if (!download) return;
+    ops_download(h->m, tr->opt.m, nm);
+    if (h->v) ops_download(h->v, tr->opt.v, nm);
+    if (h->ema) ops_download(h->ema, tr->ema, np);
+}
+
+/* After a load into host copies: up to the device, then freed. */
+static void host_copies_done(Trainer *tr, HostCopies *h, int upload) {
+    size_t nm = tr->opt.size * sizeof(float), np = tr->model.pt.total * sizeof(float);
+    if (upload && h->m) ops_upload(tr->opt.m, h->m, nm);
+    if (upload && h->v) ops_upload(tr->opt.v, h->v, nm);
+    if (upload && h->ema) ops_upload(tr->ema, h->ema, np);
+    mem_free(h->m), mem_free(h->v), mem_free(h->ema);
+}
+
+static CkptState ckpt_state(Trainer *tr) {
+    CkptState s = {.pt = &tr->model.pt, .shape = tr->model.shape, .params = tr->model.params,
+                   .m = tr->opt.m, .v = tr->opt.v, .opt_off = tr->opt.off, .opt_t = tr->opt.t, .ema = tr->ema,
+                   .step = tr->step, .samples_seen = tr->samples_seen, .n_rng = 1, .deck_text = tr->deck->text};
+    s.rng[0] = tr->rng;
+    prog_ckpt_add(&tr->prog, &s, 1);
+    return s;
+}
+
+/* SIGUSR1 only sets a flag; the ranks act on it together between steps. */
+static volatile sig_atomic_t usr1_seen;
+static void on_usr1(int sig) {
+    (void)sig;
+    usr1_seen = 1;
+}
+
+static void catch_usr1(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sa.sa_flags = SA_RESTART; /* MPI and HDF5 calls carry on */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
+/* What a later stage can hold at most: every block training (and the input
+ * side where it trains), so an out-of-memory is foreseen at the start. */
+static void print_most_memory(const Trainer *tr) {
+    const Model *m = &tr->model;
+    uint8_t *all = ep_malloc(m->pt.n, "plan mask");
+    for (int i = 0; i < m->pt.n; i++) all[i] = i >= m->pt.blk0 || tr->prog.train_inputs;
+    size_t act, scratch, grads;
+    model_plan_mask(m, all, tr->model.B, m->shape.F, &act, &scratch, &grads);
+    free(all);
+    double mib = 4.0 / 1048576.0, opt = grads * (tr->opt.kind == OPT_ADAMW ? 2.0 : 1.0);
+    printf("  memory if every block trains (the largest stage): gradients %.1f MiB, optimizer %.1f MiB, "
+           "activations %.1f MiB, backward scratch %.1f MiB; %.1f MiB with the parameters, plus the trainer's buffers\n",
+           grads * mib, opt * mib, act * mib, scratch * mib, (m->pt.total + grads + opt + act + scratch) * mib);
+}
+
+void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
+    catch_usr1(); /* from here a USR1 is remembered and acted on at the first step boundary */
+    memset(tr, 0, sizeof *tr);
+    tr->deck = deck;
+    tr->last_saved = -1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &tr->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &tr->world);
+    const TrainConfig *tc = &deck->train;
+    ops_select_named(tc->backend);
+    dp_init(&tr->all, MPI_COMM_WORLD);
+    struct DpNccl *nccl = NULL;
+    const char *comm = getenv("ENTPROG_COMM");
+    if (comm && strcmp(comm, "nccl") && strcmp(comm, "mpi"))
+        ep_die("ENTPROG_COMM = '%s': expected nccl or mpi", comm);
+    if (comm && !strcmp(comm, "nccl") && tr->all.size > 1) {
+        if (ops_backend() != BACKEND_CUDA) ep_die("ENTPROG_COMM=nccl needs train.backend = cuda");
+        nccl = dp_nccl_create(&tr->all);
+        if (!nccl) ep_die("ENTPROG_COMM=nccl: this build has no NCCL (it was not found with the CUDA toolkit)");
+    }
+    if (tr->rank == 0) printf("backend %s: %s\n", ops_backend_name(), ops_device_desc());
+
+    char path[DECK_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/train.h5", deck->data.dir);
+    tr->train = dataset_open(path, &deck->model, deck->data.frame_stride);
+    snprintf(path, sizeof path, "%s/val.h5", deck->data.dir);
+    tr->val = dataset_open(path, &deck->model, deck->data.frame_stride);
+
+    model_create(&tr->model, &deck->model);
+    tr->model.resident = 1; /* parameters, gradients, moments and EMA live in backend memory */
+    tr->model.recompute = tc->recompute;
+    tr->mask = ep_malloc(tr->model.pt.n, "trainable mask");
+    prog_init(&tr->prog, deck);
+    optim_create(&tr->opt, strcmp(tc->optimizer, "sgd") == 0 ? OPT_SGD : OPT_ADAMW, &tr->model.pt);
+    size_t own_lo, own_hi;
+    dp_range(tr->model.pt.total, tr->all.rank, tr->all.size, &own_lo, &own_hi);
+    optim_shard(&tr->opt, own_lo, own_hi);
+    tr->opt.beta1 = tc->beta1, tr->opt.beta2 = tc->beta2, tr->opt.eps = tc->eps;
+    tr->opt.weight_decay = tc->weight_decay, tr->opt.momentum = tc->momentum;
+    if (tc->ema > 0) tr->ema = ops_alloc(tr->model.pt.total * sizeof(float), "EMA weights");
+    diffusion_init(&tr->diff);
+    alloc_buffers(&tr->buf, &tr->model.shape, tc->batch);
+    rng_seed_stream(&tr->rng, tc->seed, STREAM_TRAIN);
+
+    const char *how;
+    if (resume) {
+        /* moments first: the file says which tensors have them */
+        ckpt_moment_mask(resume, &tr->model.pt, tr->mask);
+        optim_fit(&tr->opt, tr->mask);
+        CkptState s = ckpt_state(tr);
+        s.m = tr->opt.m, s.v = tr->opt.v, s.opt_off = tr->opt.off;
+        HostCopies hc;
+        host_copies(tr, &s, &hc, 0);
+        int flags = ckpt_load(resume, &s, MPI_COMM_WORLD);
+        host_copies_done(tr, &hc, 1);
+        if (!(flags & CKPT_HAS_STATE) || !(flags & CKPT_HAS_OPT))
+            ep_die("--resume '%s' is a weights file without training state; use train.init to start from it", resume);
+        if (tr->ema && !(flags & CKPT_HAS_EMA))
+            ep_die("--resume '%s' has no EMA weights but the deck sets train.ema = %g", resume, tc->ema);
+        if (s.n_rng != 1) ep_die("--resume '%s': expected 1 generator state, found %d", resume, s.n_rng);
+        tr->step = s.step;
+        tr->samples_seen = s.samples_seen;
+        tr->rng = s.rng[0];
+        prog_ckpt_take(&tr->prog, &s, 1);
+        how = "resumed";
+    } else if (tc->init[0]) {
+        CkptState s = {.pt = &tr->model.pt, .shape = deck->model, .params = tr->model.params};
+        prog_ckpt_add(&tr->prog, &s, 0);
+        ckpt_load(tc->init, &s, MPI_COMM_WORLD);
+        prog_ckpt_take(&tr->prog, &s, 0);
+        how = "initialised from train.init";
+    } else {
+        Rng init;
+        rng_seed_stream(&init, tc->seed, STREAM_INIT);
+        param_init(&tr->model.pt, &deck->model, tr->model.params, &init);
+        how = "initialised from scratch";
+    }
+    model_params_written(&tr->model); /* loaded or initialised on the host: the first forward uploads */
+    if (tr->ema && !resume) ops_upload(tr->ema, tr->model.params, tr->model.pt.total * sizeof(float));
+
+    /* the trainable set of the current state, then memory for it */
+    Prog *p = &tr->prog;
+    if (p->searching) {
+        prog_mask(p, &tr->model, p->cand[p->n_cand - 1], tr->mask);
+    } else {
+        prog_mask(p, &tr->model, p->m, tr->mask);
+    }
+    model_set_trainable(&tr->model, tr->mask, 1);
+    model_set_batch(&tr->model, tc->batch, deck->model.F);
+    if (!resume) optim_fit(&tr->opt, tr->mask);
+    step_comm_init(&tr->comm, &tr->all, nccl, tr->model.pt.total);
+    if (p->uses_cei && !p->has_cei) stages_rank_blocks(tr, tc->init[0] ? tc->init : NULL);
+
+    path_mkdirs(tc->out_dir, "train.out_dir");
+    guard_out_dir(tr, resume != NULL);
+    snprintf(path, sizeof path, "%s/metrics.csv", tc->out_dir);
+    tr->metrics = tr->rank == 0 ? fopen(path, resume ? "a" : "w") : NULL; /* rank 0 logs for all */
+    if (tr->rank == 0 && !tr->metrics) ep_die("cannot write '%s': %s", path, strerror(errno));
+    if (tr->metrics && ftell(tr->metrics) == 0) metrics_write_header(tr->metrics);
+
+    if (tr->rank == 0) {
+        char arch[96];
+        shape_describe(&deck->model, arch, sizeof arch);
+        printf("entprog train: %s, %zu parameters, backend %s, %s at step %lld, method %s\n", arch,
+               tr->model.pt.total, ops_backend_name(), how, tr->step, prog_method_name(&tr->prog));
+        printf("  data %s (%d train / %d val videos), batch %d x %d frames on each of %d rank%s, %d steps, out_dir %s\n",
+               deck->data.dir, dataset_videos(tr->train), dataset_videos(tr->val), tc->batch, deck->model.F,
+               tr->all.size, tr->all.size > 1 ? "s" : "", tc->steps, tc->out_dir);
+        printf("  memory: parameters %.1f MiB, gradients %.1f MiB, optimizer %.1f MiB, activations %.1f MiB%s, "
+               "backward scratch %.1f MiB\n", tr->model.pt.total * 4.0 / 1048576.0,
+               tr->model.grad_cap * 4.0 / 1048576.0, tr->opt.size * 4.0 * (tr->opt.v ? 2 : 1) / 1048576.0,
+               tr->model.act_floats * 4.0 / 1048576.0, tc->recompute ? " (blocks recomputed in backward)" : "",
+               tr->model.scratch_floats * 4.0 / 1048576.0);
+        if (tr->prog.method->trains != TRAINS_ALL) print_most_memory(tr);
+        fflush(stdout);
+    }
+}
+
+/* ---- steps ---- */
+
+double trainer_step(Trainer *tr, double *gnorm, double *lr_used) {
+    const TrainConfig *tc = &tr->deck->train;
+    draw_batch(tr, tr->train, &tr->rng, tc->p_drop_ref, tc->p_drop_pose, tr->comm.dp.rank);
+    Batch batch = as_batch(&tr->buf);
+    double lr = lr_at(tr->step, tc->lr, tc->warmup, strcmp(tc->lr_schedule, "cosine") == 0, tc->min_lr, tc->steps);
+    StepInput in = {&batch, tr->buf.eps, tr->buf.eps_hat, tr->buf.deps, x_numel(tr), lr, tc->grad_clip, tr->ema, tc->ema};
+    StepResult r;
+    train_step(&tr->model, &tr->opt, &tr->comm, &in, &r);
+    tr->comm_s = r.comm_s;
+    tr->step++;
+    tr->samples_seen += tr->model.B;
+    *gnorm = r.gnorm;
+    *lr_used = lr;
+    return r.loss;
+}
+
+/* Mean loss over `batches` batches drawn from a freshly seeded stream: the same
+ * clips, t and noise every call. Validation batches are global (each rank its
+ * slice of R*B samples); probe batches hold B samples whatever R is, each
+ * evaluated by one rank in turn, so a CE search sees the same probe set on
+ * any number of ranks or rank groups. */
+static double fixed_set_loss(Trainer *tr, uint64_t stream, int batches, int global) {
+    Rng rng;
+    rng_seed_stream(&rng, tr->deck->train.seed, stream);
+    double sum = 0;
+    size_t n = x_numel(tr);
+    for (int k = 0; k < batches; k++) {
+        int mine = global || k % tr->comm.dp.size == tr->comm.dp.rank;
+        draw_batch(tr, tr->val, &rng, 0.0, 0.0, global ? tr->comm.dp.rank : (mine ? 0 : -1));
+        if (!mine) continue;
+        Batch batch = as_batch(&tr->buf);
+        model_forward(&tr->model, &batch, tr->buf.eps_hat);
+        sum += mse_loss(tr->buf.eps_hat, tr->buf.eps, NULL, n);
+    }
+    return dp_sum(&tr->comm.dp, sum) / (global ? tr->comm.dp.size : 1) / batches;
+}
+
+double trainer_validate(Trainer *tr) { return fixed_set_loss(tr, STREAM_VAL, tr->deck->train.val_batches, 1); }
+double trainer_probe(Trainer *tr) { return fixed_set_loss(tr, STREAM_PROBE, tr->deck->prog.probe_batches, 0); }
+
+void trainer_log_row(Trainer *tr, const char *kind, double loss, double gnorm, double lr, double ms) {
+    const Prog *p = &tr->prog;
+    if (!tr->metrics) return;
+    MetricsRow r = {.kind = kind};
+    metrics_set(&r, MC_STEP, (double)tr->step);
+    metrics_set(&r, MC_LOSS, loss);
+    if (strcmp(kind, "val")) {
+        metrics_set(&r, MC_GRAD_NORM, gnorm);
+        metrics_set(&r, MC_LR, lr);
+        metrics_set(&r, MC_MS_PER_STEP, ms);
+        metrics_set(&r, MC_SAMPLES_PER_S, tr->model.B * tr->comm.dp.size / (ms / 1e3));
+        metrics_set(&r, MC_PEAK_RSS_MIB, peak_rss_mib());
+        metrics_set(&r, MC_COMM_MS, 1e3 * tr->comm_s);
+    }
+    metrics_set(&r, MC_STAGE, p->stage);
+    metrics_set(&r, MC_M, p->m);
+    metrics_set(&r, MC_MEM_PEAK_MIB, ops_mem_peak() / 1048576.0);
+    metrics_set(&r, MC_TRAIN_S, p->train_s);
+    metrics_write_row(tr->metrics, &r);
+}
+
+static void prune_ckpts(const Trainer *tr) {
+    long long steps[4096];
+    int n = list_ckpts(tr->deck->train.out_dir, steps, 4096);
+    for (int i = 0; i + tr->deck->train.keep_ckpts < n; i++) {
+        if (steps[i] >= tr->step) continue;
+        char path[DECK_PATH_MAX + 32];
+        ckpt_path(tr, steps[i], path, sizeof path);
+        remove(path);
+    }
+}
+
+void trainer_save(Trainer *tr) {
+    char path[DECK_PATH_MAX + 32];
+    ckpt_path(tr, tr->step, path, sizeof path);
+    model_params_to_host(&tr->model);
+    CkptState s = ckpt_state(tr);
+    HostCopies hc;
+    host_copies(tr, &s, &hc, 1);
+    ckpt_save(path, &s, MPI_COMM_WORLD);
+    host_copies_done(tr, &hc, 0);
+    tr->last_saved = tr->step;
+    if (tr->rank == 0) {
+        if (tr->deck->train.keep_ckpts > 0) prune_ckpts(tr);
+        printf("checkpoint %s\n", path);
+        fflush(stdout);
+    }
+}
+
+/* All ranks agree whether any got SIGUSR1 (one rank got it: all stop). */
+static int stop_requested(Trainer *tr) { return dp_sum(&tr->all, (double)usr1_seen) > 0; }
+
+/* Fault injection for tests: ENTPROG_FAULT_USR1_AT=N raises SIGUSR1 on rank 0
+ * at the start of the loop's N-th iteration (0-based, counted in this
+ * process; one iteration per step, or per tick of a trials search). */
+static long long fault_usr1_at(void) {
+    const char *v = getenv("ENTPROG_FAULT_USR1_AT");
+    char *end;
+    long long n = v ? strtoll(v, &end, 10) : -1;
+    if (v && (!*v || *end || n < 0)) ep_die("ENTPROG_FAULT_USR1_AT = '%s': expected a loop iteration >= 0", v);
+    return n;
+}
+
+int trainer_run(Trainer *tr) {
+    const TrainConfig *tc = &tr->deck->train;
+    long long fault_at = fault_usr1_at(), iteration = 0, search_from = 0; /* the step a trials search began at */
+    Progress prog;
+    progress_start(&prog, "train", tc->steps - tr->step);
+    long long first = tr->step;
+    double ms_sum = 0;
+    int in_window = 0;
+    while (tr->step < tc->steps) {
+        if (iteration++ == fault_at && tr->rank == 0) raise(SIGUSR1);
+        long long before = tr->step;
+        int was_trials = tr->trials != NULL;
+        int stepping = stages_before_step(tr); /* a stage may begin; a search picks this step's candidate */
+        if (tr->trials && !was_trials) search_from = before;
+        double sec = 0, loss = 0, gnorm = 0, lr = 0;
+        if (stepping) {
+            double t0 = clock_s();
+            loss = trainer_step(tr, &gnorm, &lr);
+            sec = clock_s() - t0;
+            prog_spend(&tr->prog, sec);
+            trainer_log_row(tr, tr->prog.searching || tr->trials ? "search" : "train", loss, gnorm, lr, 1e3 * sec);
+        }
+        int in_trials = tr->trials != NULL;
+        stages_after_step(tr, sec);
+        if (in_trials) { /* candidates' steps: the run's own step resumes when the search ends */
+            if (!tr->trials) { /* it ended with this tick: the validation and checkpoint that fell due inside it */
+                if (tc->val_every > 0 && tr->step / tc->val_every != search_from / tc->val_every) {
+                    double v = trainer_validate(tr);
+                    trainer_log_row(tr, "val", v, 0, 0, 0);
+                    if (tr->rank == 0) printf("step %lld | val loss %.6f (after the search)\n", tr->step, v);
+                }
+                if (tr->metrics) fflush(tr->metrics);
+                if (tc->ckpt_every > 0 && tr->step / tc->ckpt_every != search_from / tc->ckpt_every) trainer_save(tr);
+            }
+            if (tr->trials && stop_requested(tr)) {
+                stages_abandon_search(tr);
+                if (tr->last_saved != tr->step) trainer_save(tr);
+                if (tr->rank == 0)
+                    printf("train: SIGUSR1 inside a trials search: stopped at step %lld, where the search began, "
+                           "after writing the checkpoint above; resume with --resume (it reruns the search)\n", tr->step);
+                progress_done(&prog);
+                return 1;
+            }
+            continue;
+        }
+        ms_sum += 1e3 * sec;
+        in_window++;
+        if (tr->step % tc->log_every == 0 || tr->step == tc->steps) {
+            double avg = ms_sum / in_window;
+            progress_line(&prog, tr->step - first,
+                          "step %lld/%d | loss %.6f | grad %.4f | lr %.2e | %.1f ms/step | %.2f samples/s | m %d | "
+                          "mem %.0f MiB | peak %.0f MiB",
+                          tr->step, tc->steps, loss, gnorm, lr, avg, tr->model.B / (avg / 1e3), tr->prog.m,
+                          ops_mem_in_use() / 1048576.0, peak_rss_mib());
+            ms_sum = 0, in_window = 0;
+        }
+        if (tc->val_every > 0 && (tr->step % tc->val_every == 0 || tr->step == tc->steps)) {
+            double v = trainer_validate(tr);
+            trainer_log_row(tr, "val", v, 0, 0, 0);
+            if (tr->rank == 0) printf("step %lld | val loss %.6f\n", tr->step, v);
+        }
+        if (tr->metrics) fflush(tr->metrics);
+        if ((tc->ckpt_every > 0 && tr->step % tc->ckpt_every == 0) || tr->step == tc->steps) trainer_save(tr);
+        if (stop_requested(tr) && tr->step < tc->steps) {
+            if (tr->last_saved != tr->step) trainer_save(tr);
+            if (tr->rank == 0)
+                printf("train: SIGUSR1 at step %lld of %d: stopped after writing the checkpoint above; "
+                       "resume with --resume\n", tr->step, tc->steps);
+            progress_done(&prog);
+            return 1;
+        }
+    }
+    if (tr->last_saved != tr->step) trainer_save(tr); /* a search that ran to the end */
+    progress_done(&prog);
+    return 0;
+}
+
+void trainer_free(Trainer *tr) {
+    if (tr->metrics) fclose(tr->metrics);
+    dataset_close(tr->train);
+    dataset_close(tr->val);
+    free_buffers(&tr->buf);
+    ops_free(tr->ema);
+    dp_nccl_destroy(tr->comm.nccl);
+    free(tr->mask);
+    step_comm_free(&tr->comm);
+    optim_destroy(&tr->opt);
+    model_destroy(&tr->model);
+}
