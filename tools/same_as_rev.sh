@@ -11,6 +11,9 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 rev=${1:?usage: tools/same_as_rev.sh REV [NEW_BUILD_DIR]}
 new=${2:-$here/build}
 work=$(mktemp -d /tmp/same_as_rev.XXXXXX)
+head=$(git -C "$here" rev-parse --short HEAD)
+git -C "$here" diff --quiet HEAD -- src mpi cuda CMakeLists.txt || head="$head + uncommitted changes"
+echo "tools/same_as_rev.sh $rev: this tree ($head, built in $new) against $rev ($(git -C "$here" rev-parse --short "$rev"))"
 trap 'git -C "$here" worktree remove --force "$work/src" >/dev/null 2>&1 || true' EXIT
 git -C "$here" worktree add --detach "$work/src" "$rev" >/dev/null
 cmake -S "$work/src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DENTPROG_CUDA=OFF >/dev/null

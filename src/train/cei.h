@@ -1,4 +1,4 @@
-/* Conditional Entropy Inflation (MODEL.md "Blocks as the units of Ent-Prog"):
+/* Conditional Entropy Inflation (docs/model.md "Blocks as the units of Ent-Prog"):
  * how much the spread of the model's prediction grows when one block is
  * skipped, measured on a fixed probe set. Ent-Prog unfreezes blocks in the
  * order of their scores. docs/cei.md describes the choices made here.

@@ -11,7 +11,7 @@
 #include "core/mem.h"
 #include "ops/ops.h"
 #include "train/cei.h"
-#include "train/train.h"
+#include "train/stages.h"
 #include "io/ckpt_schedule.h"
 #include <math.h>
 #include <stdlib.h>

@@ -1,4 +1,5 @@
 #include "train/train.h"
+#include "train/stages.h"
 #include "train/metrics.h"
 #include "ops/ops.h"
 #include "io/checkpoint.h"
@@ -18,71 +19,10 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
-/* Stream tags for rng_seed_stream: one purpose, one stream. */
-enum { STREAM_INIT = 1, STREAM_TRAIN = 2, STREAM_VAL = 3, STREAM_PROBE = 4 };
-
 static double peak_rss_mib(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return ru.ru_maxrss / 1024.0; /* Linux reports KiB */
-}
-
-static void alloc_buffers(BatchBuffers *b, const ModelShape *s, int B) {
-    size_t x = (size_t)B * s->F * s->C * s->H * s->W;
-    size_t pose = (size_t)B * s->F * s->Cp * (s->s * s->H) * (s->s * s->W);
-    b->x0 = mem_alloc(x * sizeof(float), "batch");
-    b->x = mem_alloc(x * sizeof(float), "batch");
-    b->eps = mem_alloc(x * sizeof(float), "batch");
-    b->eps_hat = mem_alloc(x * sizeof(float), "batch");
-    b->deps = mem_alloc(x * sizeof(float), "batch");
-    b->ref = mem_alloc((size_t)B * s->C * s->H * s->W * sizeof(float), "batch");
-    b->pose = mem_alloc(pose * sizeof(float), "batch");
-    b->t = ep_malloc((size_t)B * sizeof(int), "batch");
-    b->drop_ref = ep_malloc(B, "batch");
-    b->drop_pose = ep_malloc(B, "batch");
-}
-
-static void free_buffers(BatchBuffers *b) {
-    mem_free(b->x0), mem_free(b->x), mem_free(b->eps), mem_free(b->eps_hat), mem_free(b->deps);
-    mem_free(b->ref), mem_free(b->pose), free(b->t), free(b->drop_ref), free(b->drop_pose);
-}
-
-/* One batch of B training tuples (clip, reference, pose, t, noise, dropout).
- * The caller's stream gives one key per batch whatever the number of ranks;
- * global sample g of the batch then draws its clip, t, dropout and noise
- * from its own stream (key, g). So a rank draws only its own B samples
- * (slice `slice` of the global batch), and R ranks see exactly the samples
- * one rank would with a batch of R*B. slice -1: only advance the stream. */
-static void draw_batch(Trainer *tr, Dataset *ds, Rng *rng, double p_ref, double p_pose, int slice) {
-    const ModelShape *s = &tr->model.shape;
-    BatchBuffers *b = &tr->buf;
-    int B = tr->model.B, F = s->F;
-    size_t clip = (size_t)F * s->C * s->H * s->W, frame = (size_t)s->C * s->H * s->W;
-    size_t pclip = (size_t)F * s->Cp * (s->s * s->H) * (s->s * s->W);
-    uint64_t key = rng_next(rng);
-    if (slice < 0) return;
-    for (int i = 0; i < B; i++) {
-        Rng r;
-        rng_seed_stream(&r, key, (uint64_t)slice * B + i);
-        int video, start, ref_frame;
-        dataset_pick(ds, &r, F, &video, &start, &ref_frame);
-        dataset_read_clip(ds, video, start, F, b->x0 + i * clip, b->pose + i * pclip);
-        dataset_read_frame(ds, video, ref_frame, b->ref + i * frame);
-        b->t[i] = (int)rng_below(&r, DIFFUSION_T);
-        b->drop_ref[i] = rng_uniform(&r) < p_ref;
-        b->drop_pose[i] = rng_uniform(&r) < p_pose;
-        for (size_t j = 0; j < clip; j++) b->eps[i * clip + j] = rng_normal(&r);
-    }
-    diffusion_noise(&tr->diff, b->x, b->x0, b->eps, b->t, B, clip);
-}
-
-static Batch as_batch(const BatchBuffers *b) {
-    return (Batch){b->x, b->t, b->ref, b->pose, b->drop_ref, b->drop_pose};
-}
-
-static size_t x_numel(const Trainer *tr) {
-    const ModelShape *s = &tr->model.shape;
-    return (size_t)tr->model.B * s->F * s->C * s->H * s->W;
 }
 
 /* ---- checkpoint files in out_dir ---- */
@@ -200,33 +140,31 @@ static void print_most_memory(const Trainer *tr) {
            grads * mib, opt * mib, act * mib, scratch * mib, (m->pt.total + grads + opt + act + scratch) * mib);
 }
 
-void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
-    catch_usr1(); /* from here a USR1 is remembered and acted on at the first step boundary */
-    memset(tr, 0, sizeof *tr);
-    tr->deck = deck;
-    tr->last_saved = -1;
-    MPI_Comm_rank(MPI_COMM_WORLD, &tr->rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &tr->world);
-    const TrainConfig *tc = &deck->train;
-    ops_select_named(tc->backend);
-    dp_init(&tr->all, MPI_COMM_WORLD);
-    struct DpNccl *nccl = NULL;
+/* The gradient exchange: NCCL between GPU ranks when ENTPROG_COMM=nccl, else MPI (NULL). */
+static struct DpNccl *open_nccl(const Trainer *tr) {
     const char *comm = getenv("ENTPROG_COMM");
     if (comm && strcmp(comm, "nccl") && strcmp(comm, "mpi"))
         ep_die("ENTPROG_COMM = '%s': expected nccl or mpi", comm);
-    if (comm && !strcmp(comm, "nccl") && tr->all.size > 1) {
-        if (ops_backend() != BACKEND_CUDA) ep_die("ENTPROG_COMM=nccl needs train.backend = cuda");
-        nccl = dp_nccl_create(&tr->all);
-        if (!nccl) ep_die("ENTPROG_COMM=nccl: this build has no NCCL (it was not found with the CUDA toolkit)");
-    }
-    if (tr->rank == 0) printf("backend %s: %s\n", ops_backend_name(), ops_device_desc());
+    if (!comm || strcmp(comm, "nccl") || tr->all.size == 1) return NULL;
+    if (ops_backend() != BACKEND_CUDA) ep_die("ENTPROG_COMM=nccl needs train.backend = cuda");
+    struct DpNccl *nccl = dp_nccl_create(&tr->all);
+    if (!nccl) ep_die("ENTPROG_COMM=nccl: this build has no NCCL (it was not found with the CUDA toolkit)");
+    return nccl;
+}
 
+static void open_data(Trainer *tr) {
+    const Deck *deck = tr->deck;
     char path[DECK_PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/train.h5", deck->data.dir);
     tr->train = dataset_open(path, &deck->model, deck->data.frame_stride);
     snprintf(path, sizeof path, "%s/val.h5", deck->data.dir);
     tr->val = dataset_open(path, &deck->model, deck->data.frame_stride);
+}
 
+/* Model, Ent-Prog schedule, optimizer (its shard of the moments), EMA and batches. */
+static void create_state(Trainer *tr) {
+    const Deck *deck = tr->deck;
+    const TrainConfig *tc = &deck->train;
     model_create(&tr->model, &deck->model);
     tr->model.resident = 1; /* parameters, gradients, moments and EMA live in backend memory */
     tr->model.recompute = tc->recompute;
@@ -240,52 +178,102 @@ void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
     tr->opt.weight_decay = tc->weight_decay, tr->opt.momentum = tc->momentum;
     if (tc->ema > 0) tr->ema = ops_alloc(tr->model.pt.total * sizeof(float), "EMA weights");
     diffusion_init(&tr->diff);
-    alloc_buffers(&tr->buf, &tr->model.shape, tc->batch);
+    batches_alloc(&tr->buf, &tr->model.shape, tc->batch);
     rng_seed_stream(&tr->rng, tc->seed, STREAM_TRAIN);
+}
 
-    const char *how;
+/* The whole training state from a checkpoint (--resume). */
+static void load_resume(Trainer *tr, const char *resume) {
+    /* moments first: the file says which tensors have them */
+    ckpt_moment_mask(resume, &tr->model.pt, tr->mask);
+    optim_fit(&tr->opt, tr->mask);
+    CkptState s = ckpt_state(tr);
+    s.m = tr->opt.m, s.v = tr->opt.v, s.opt_off = tr->opt.off;
+    HostCopies hc;
+    host_copies(tr, &s, &hc, 0);
+    int flags = ckpt_load(resume, &s, MPI_COMM_WORLD);
+    host_copies_done(tr, &hc, 1);
+    if (!(flags & CKPT_HAS_STATE) || !(flags & CKPT_HAS_OPT))
+        ep_die("--resume '%s' is a weights file without training state; use train.init to start from it", resume);
+    if (tr->ema && !(flags & CKPT_HAS_EMA))
+        ep_die("--resume '%s' has no EMA weights but the deck sets train.ema = %g", resume, tr->deck->train.ema);
+    if (s.n_rng != 1) ep_die("--resume '%s': expected 1 generator state, found %d", resume, s.n_rng);
+    tr->step = s.step;
+    tr->samples_seen = s.samples_seen;
+    tr->rng = s.rng[0];
+    prog_ckpt_take(&tr->prog, &s, 1);
+}
+
+/* Weights (and a CEI ranking, if the file has one) from train.init. */
+static void load_init(Trainer *tr, const char *init) {
+    CkptState s = {.pt = &tr->model.pt, .shape = tr->deck->model, .params = tr->model.params};
+    prog_ckpt_add(&tr->prog, &s, 0);
+    ckpt_load(init, &s, MPI_COMM_WORLD);
+    prog_ckpt_take(&tr->prog, &s, 0);
+}
+
+static void open_metrics(Trainer *tr, int resuming) {
+    const TrainConfig *tc = &tr->deck->train;
+    char path[DECK_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/metrics.csv", tc->out_dir);
+    tr->metrics = tr->rank == 0 ? fopen(path, resuming ? "a" : "w") : NULL; /* rank 0 logs for all */
+    if (tr->rank == 0 && !tr->metrics) ep_die("cannot write '%s': %s", path, strerror(errno));
+    if (tr->metrics && ftell(tr->metrics) == 0) metrics_write_header(tr->metrics);
+}
+
+static void print_start(const Trainer *tr, const char *how) {
+    const Deck *deck = tr->deck;
+    const TrainConfig *tc = &deck->train;
+    if (tr->rank != 0) return;
+    char arch[96];
+    shape_describe(&deck->model, arch, sizeof arch);
+    printf("entprog train: %s, %zu parameters, backend %s, %s at step %lld, method %s\n", arch,
+           tr->model.pt.total, ops_backend_name(), how, tr->step, prog_method_name(&tr->prog));
+    printf("  data %s (%d train / %d val videos), batch %d x %d frames on each of %d rank%s, %d steps, out_dir %s\n",
+           deck->data.dir, dataset_videos(tr->train), dataset_videos(tr->val), tc->batch, deck->model.F,
+           tr->all.size, tr->all.size > 1 ? "s" : "", tc->steps, tc->out_dir);
+    printf("  memory: parameters %.1f MiB, gradients %.1f MiB, optimizer %.1f MiB, activations %.1f MiB%s, "
+           "backward scratch %.1f MiB\n", tr->model.pt.total * 4.0 / 1048576.0,
+           tr->model.grad_cap * 4.0 / 1048576.0, tr->opt.size * 4.0 * (tr->opt.v ? 2 : 1) / 1048576.0,
+           tr->model.act_floats * 4.0 / 1048576.0, tc->recompute ? " (blocks recomputed in backward)" : "",
+           tr->model.scratch_floats * 4.0 / 1048576.0);
+    if (tr->prog.method->trains != TRAINS_ALL) print_most_memory(tr);
+    fflush(stdout);
+}
+
+void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
+    catch_usr1(); /* from here a USR1 is remembered and acted on at the first step boundary */
+    memset(tr, 0, sizeof *tr);
+    tr->deck = deck;
+    tr->last_saved = -1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &tr->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &tr->world);
+    const TrainConfig *tc = &deck->train;
+    ops_select_named(tc->backend);
+    dp_init(&tr->all, MPI_COMM_WORLD);
+    struct DpNccl *nccl = open_nccl(tr);
+    if (tr->rank == 0) printf("backend %s: %s\n", ops_backend_name(), ops_device_desc());
+    open_data(tr);
+    create_state(tr);
+
+    const char *how = "initialised from scratch";
     if (resume) {
-        /* moments first: the file says which tensors have them */
-        ckpt_moment_mask(resume, &tr->model.pt, tr->mask);
-        optim_fit(&tr->opt, tr->mask);
-        CkptState s = ckpt_state(tr);
-        s.m = tr->opt.m, s.v = tr->opt.v, s.opt_off = tr->opt.off;
-        HostCopies hc;
-        host_copies(tr, &s, &hc, 0);
-        int flags = ckpt_load(resume, &s, MPI_COMM_WORLD);
-        host_copies_done(tr, &hc, 1);
-        if (!(flags & CKPT_HAS_STATE) || !(flags & CKPT_HAS_OPT))
-            ep_die("--resume '%s' is a weights file without training state; use train.init to start from it", resume);
-        if (tr->ema && !(flags & CKPT_HAS_EMA))
-            ep_die("--resume '%s' has no EMA weights but the deck sets train.ema = %g", resume, tc->ema);
-        if (s.n_rng != 1) ep_die("--resume '%s': expected 1 generator state, found %d", resume, s.n_rng);
-        tr->step = s.step;
-        tr->samples_seen = s.samples_seen;
-        tr->rng = s.rng[0];
-        prog_ckpt_take(&tr->prog, &s, 1);
+        load_resume(tr, resume);
         how = "resumed";
     } else if (tc->init[0]) {
-        CkptState s = {.pt = &tr->model.pt, .shape = deck->model, .params = tr->model.params};
-        prog_ckpt_add(&tr->prog, &s, 0);
-        ckpt_load(tc->init, &s, MPI_COMM_WORLD);
-        prog_ckpt_take(&tr->prog, &s, 0);
+        load_init(tr, tc->init);
         how = "initialised from train.init";
     } else {
         Rng init;
         rng_seed_stream(&init, tc->seed, STREAM_INIT);
         param_init(&tr->model.pt, &deck->model, tr->model.params, &init);
-        how = "initialised from scratch";
     }
     model_params_written(&tr->model); /* loaded or initialised on the host: the first forward uploads */
     if (tr->ema && !resume) ops_upload(tr->ema, tr->model.params, tr->model.pt.total * sizeof(float));
 
-    /* the trainable set of the current state, then memory for it */
+    /* the trainable set of the current state (inside a supernet window: the largest candidate's), then memory for it */
     Prog *p = &tr->prog;
-    if (p->searching) {
-        prog_mask(p, &tr->model, p->cand[p->n_cand - 1], tr->mask);
-    } else {
-        prog_mask(p, &tr->model, p->m, tr->mask);
-    }
+    prog_mask(p, &tr->model, p->searching ? prog_window_m(p) : p->m, tr->mask);
     model_set_trainable(&tr->model, tr->mask, 1);
     model_set_batch(&tr->model, tc->batch, deck->model.F);
     if (!resume) optim_fit(&tr->opt, tr->mask);
@@ -294,70 +282,9 @@ void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
 
     path_mkdirs(tc->out_dir, "train.out_dir");
     guard_out_dir(tr, resume != NULL);
-    snprintf(path, sizeof path, "%s/metrics.csv", tc->out_dir);
-    tr->metrics = tr->rank == 0 ? fopen(path, resume ? "a" : "w") : NULL; /* rank 0 logs for all */
-    if (tr->rank == 0 && !tr->metrics) ep_die("cannot write '%s': %s", path, strerror(errno));
-    if (tr->metrics && ftell(tr->metrics) == 0) metrics_write_header(tr->metrics);
-
-    if (tr->rank == 0) {
-        char arch[96];
-        shape_describe(&deck->model, arch, sizeof arch);
-        printf("entprog train: %s, %zu parameters, backend %s, %s at step %lld, method %s\n", arch,
-               tr->model.pt.total, ops_backend_name(), how, tr->step, prog_method_name(&tr->prog));
-        printf("  data %s (%d train / %d val videos), batch %d x %d frames on each of %d rank%s, %d steps, out_dir %s\n",
-               deck->data.dir, dataset_videos(tr->train), dataset_videos(tr->val), tc->batch, deck->model.F,
-               tr->all.size, tr->all.size > 1 ? "s" : "", tc->steps, tc->out_dir);
-        printf("  memory: parameters %.1f MiB, gradients %.1f MiB, optimizer %.1f MiB, activations %.1f MiB%s, "
-               "backward scratch %.1f MiB\n", tr->model.pt.total * 4.0 / 1048576.0,
-               tr->model.grad_cap * 4.0 / 1048576.0, tr->opt.size * 4.0 * (tr->opt.v ? 2 : 1) / 1048576.0,
-               tr->model.act_floats * 4.0 / 1048576.0, tc->recompute ? " (blocks recomputed in backward)" : "",
-               tr->model.scratch_floats * 4.0 / 1048576.0);
-        if (tr->prog.method->trains != TRAINS_ALL) print_most_memory(tr);
-        fflush(stdout);
-    }
+    open_metrics(tr, resume != NULL);
+    print_start(tr, how);
 }
-
-/* ---- steps ---- */
-
-double trainer_step(Trainer *tr, double *gnorm, double *lr_used) {
-    const TrainConfig *tc = &tr->deck->train;
-    draw_batch(tr, tr->train, &tr->rng, tc->p_drop_ref, tc->p_drop_pose, tr->comm.dp.rank);
-    Batch batch = as_batch(&tr->buf);
-    double lr = lr_at(tr->step, tc->lr, tc->warmup, strcmp(tc->lr_schedule, "cosine") == 0, tc->min_lr, tc->steps);
-    StepInput in = {&batch, tr->buf.eps, tr->buf.eps_hat, tr->buf.deps, x_numel(tr), lr, tc->grad_clip, tr->ema, tc->ema};
-    StepResult r;
-    train_step(&tr->model, &tr->opt, &tr->comm, &in, &r);
-    tr->comm_s = r.comm_s;
-    tr->step++;
-    tr->samples_seen += tr->model.B;
-    *gnorm = r.gnorm;
-    *lr_used = lr;
-    return r.loss;
-}
-
-/* Mean loss over `batches` batches drawn from a freshly seeded stream: the same
- * clips, t and noise every call. Validation batches are global (each rank its
- * slice of R*B samples); probe batches hold B samples whatever R is, each
- * evaluated by one rank in turn, so a CE search sees the same probe set on
- * any number of ranks or rank groups. */
-static double fixed_set_loss(Trainer *tr, uint64_t stream, int batches, int global) {
-    Rng rng;
-    rng_seed_stream(&rng, tr->deck->train.seed, stream);
-    double sum = 0;
-    size_t n = x_numel(tr);
-    for (int k = 0; k < batches; k++) {
-        int mine = global || k % tr->comm.dp.size == tr->comm.dp.rank;
-        draw_batch(tr, tr->val, &rng, 0.0, 0.0, global ? tr->comm.dp.rank : (mine ? 0 : -1));
-        if (!mine) continue;
-        Batch batch = as_batch(&tr->buf);
-        model_forward(&tr->model, &batch, tr->buf.eps_hat);
-        sum += mse_loss(tr->buf.eps_hat, tr->buf.eps, NULL, n);
-    }
-    return dp_sum(&tr->comm.dp, sum) / (global ? tr->comm.dp.size : 1) / batches;
-}
-
-double trainer_validate(Trainer *tr) { return fixed_set_loss(tr, STREAM_VAL, tr->deck->train.val_batches, 1); }
-double trainer_probe(Trainer *tr) { return fixed_set_loss(tr, STREAM_PROBE, tr->deck->prog.probe_batches, 0); }
 
 void trainer_log_row(Trainer *tr, const char *kind, double loss, double gnorm, double lr, double ms) {
     const Prog *p = &tr->prog;
@@ -503,7 +430,7 @@ void trainer_free(Trainer *tr) {
     if (tr->metrics) fclose(tr->metrics);
     dataset_close(tr->train);
     dataset_close(tr->val);
-    free_buffers(&tr->buf);
+    batches_free(&tr->buf);
     ops_free(tr->ema);
     dp_nccl_destroy(tr->comm.nccl);
     free(tr->mask);
