@@ -4,10 +4,13 @@
  * memory), timed on the deck's shape and batch on the chosen backend; model
  * FLOPs are counted from the shapes by the ops dispatcher, so MFU = FLOPs /
  * time / peak. Frozen prefixes (--freeze K: the input side and blocks
- * 0..K-1) show what Ent-Prog's stages hold.
+ * 0..K-1) show what Ent-Prog's stages hold at best (the trainable blocks are
+ * the deepest); --blocks 3,17,5 trains exactly those blocks (and the output
+ * layer, input side frozen: an Ent-Prog stage's top-m blocks of a CEI
+ * ranking, wherever they are).
  *
  *   bench_step <deck> [--backend cpu|cuda] [--batch B] [--steps N] [--warmup N]
- *              [--freeze K] [--peak TFLOPS] [--plan [--infer]] [--set section.key=value]...
+ *              [--freeze K | --blocks B1,B2,...] [--peak TFLOPS] [--plan [--infer]] [--set section.key=value]...
  * --plan prints the memory the step would hold (parameters, gradients,
  * AdamW moments, activations, backward scratch: the allocations the backend
  * makes, workspaces aside) without allocating activations or running it;
@@ -17,6 +20,7 @@
 #include "deck/deck.h"
 #include "core/clock.h"
 #include "core/die.h"
+#include "core/limits.h"
 #include "model/model.h"
 #include "ops/ops.h"
 #include "train/optim.h"
@@ -38,6 +42,7 @@ int main(int argc, char **argv) {
     Deck deck;
     deck_load(&deck, argv[1]);
     int B = 0, steps = 3, warmup = 1, freeze = 0, plan = 0, infer = 0;
+    const char *blocks = NULL;
     double peak = 0;
     const char *backend = NULL;
     for (int i = 2; i < argc; i++) {
@@ -52,6 +57,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--warmup")) warmup = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--freeze")) freeze = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--blocks")) blocks = argv[++i];
         else if (!strcmp(argv[i], "--peak")) peak = atof(argv[++i]);
         else if (!strcmp(argv[i], "--set")) deck_override(&deck, argv[++i]);
         else ep_die("bench_step: unknown option '%s'", argv[i]);
@@ -70,6 +76,22 @@ int main(int argc, char **argv) {
     uint8_t *mask = calloc((size_t)m.pt.n, 1);
     for (int i = 0; i < m.pt.n; i++)
         mask[i] = freeze == 0 || (i >= m.pt.blk0 && (m.pt.info[i].block < 0 || m.pt.info[i].block >= freeze));
+    if (blocks) { /* exactly these blocks and the output layer (prog_mask's top-m form) */
+        if (freeze) ep_die("bench_step: --freeze and --blocks exclude each other");
+        uint8_t on[EP_MAX_BLOCKS] = {0};
+        for (const char *q = blocks; *q;) {
+            char *end;
+            long b = strtol(q, &end, 10);
+            if (end == q || b < 0 || b >= s->L) ep_die("bench_step: --blocks '%s': block indices in 0..%d", blocks, s->L - 1);
+            on[b] = 1;
+            q = *end == ',' ? end + 1 : end;
+            if (*end && *end != ',') ep_die("bench_step: --blocks '%s': comma-separated indices", blocks);
+        }
+        for (int i = 0; i < m.pt.n; i++) {
+            int b = m.pt.info[i].block;
+            mask[i] = i >= m.pt.blk0 && (b < 0 ? i >= m.pt.f_ada_w : on[b]);
+        }
+    }
     model_set_trainable(&m, mask, 1);
     size_t act, scratch, G = 1u << 30;
     if (plan) ops_assume(strcmp(be, "cuda") ? BACKEND_CPU : BACKEND_CUDA); /* the sizes that backend's kernels need */
@@ -80,9 +102,10 @@ int main(int argc, char **argv) {
     size_t planned = pb + gb + ob + ab + sb;
     if (plan) {
         ops_assume(BACKEND_CPU);
-        printf("plan%s backend=%s B=%d F=%d S=%d D=%d L=%d freeze=%d recompute=%d params_gib=%.2f grads_gib=%.2f moments_gib=%.2f "
+        printf("plan%s backend=%s B=%d F=%d S=%d D=%d L=%d freeze=%d blocks=%s first_bwd=%d recompute=%d params_gib=%.2f grads_gib=%.2f moments_gib=%.2f "
                "acts_gib=%.2f scratch_gib=%.2f total_gib=%.2f total_gb=%.2f\n",
-               infer ? " (inference)" : "", be, B, s->F, shape_S(s), s->D, s->L, freeze, m.recompute, (double)pb / G, (double)gb / G, (double)ob / G,
+               infer ? " (inference)" : "", be, B, s->F, shape_S(s), s->D, s->L, freeze, blocks ? blocks : "-", m.first_bwd,
+               m.recompute, (double)pb / G, (double)gb / G, (double)ob / G,
                (double)ab / G, (double)sb / G, (double)planned / G, (double)planned / 1e9);
         free(mask);
         model_destroy(&m);

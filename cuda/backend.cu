@@ -104,6 +104,12 @@ extern "C" void cuda_unpin(void *host) {
 }
 
 extern "C" size_t cuda_mem_in_use(void) { return in_use; }
+
+extern "C" size_t cuda_mem_free(void) {
+    size_t free_b = 0, total = 0;
+    if (cudaMemGetInfo(&free_b, &total) != cudaSuccess) return 0;
+    return free_b;
+}
 /* The peak also counts the backend's own workspaces. */
 extern "C" size_t cuda_mem_peak(void) {
     size_t w = lt_ws ? lt_ws_bytes : 0;

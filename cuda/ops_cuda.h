@@ -23,6 +23,8 @@ void cuda_copy(void *dst, const void *src, size_t bytes);
 void cuda_pin(void *host, size_t bytes);
 void cuda_unpin(void *host);
 size_t cuda_mem_in_use(void);
+/* Free device memory now (cudaMemGetInfo), bytes. */
+size_t cuda_mem_free(void);
 size_t cuda_mem_peak(void);
 void cuda_mem_reset_peak(void);
 void cuda_sync(void);

@@ -1,10 +1,16 @@
 #!/usr/bin/python3
 """End-to-end checks of Ent-Prog fine-tuning on the tiny deck: frozen blocks
 stay bit-identical and own no optimizer moments, the schedule only grows,
-every method runs, and resuming in the middle of a stage or of a supernet
-search window continues bit for bit (timing = cost makes the search itself
-deterministic). Usage: check_entprog.py ENTPROG DECK WORKDIR"""
+every method runs and trains the blocks of its own order, each stage's
+memory peak is what the stage holds, CE(m) and its standard error recomputed
+from the logged probe losses and an independent cost model equal the
+recorded ones, an epoch-long window by default, and resuming in the middle of
+a stage or of a supernet search window continues bit for bit (timing = cost
+makes the search itself deterministic). Usage: check_entprog.py ENTPROG DECK WORKDIR"""
+import csv
+import math
 import os
+import re
 import shutil
 import sys
 
@@ -54,9 +60,33 @@ check(all(not np.array_equal(pre[k], post[k]) for k in trained), f"the {len(trai
 check(not any(k in moments for k in frozen + inputs) and all(k in moments for k in trained),
       "optimizer moments exist only for the trained block and the output layer")
 
+def metrics(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def stage_memory(name, out):
+    """Each stage's allocator peak (mem_peak_mib of its train rows) is the memory the stage holds, as printed
+    when it began ("memory now"): the refit into it is in neither (stages.c resets the peak after every refit)."""
+    now = {int(k) - 1: float(v) for k, v in re.findall(r"^stage (\d+)/\d+ \(steps.*memory now ([\d.]+) MiB", out, re.M)}
+    peak = {}
+    for r in metrics(f"{WORK}/{name}/metrics.csv"):
+        if r["kind"] == "train" and r["stage"] and int(r["stage"]) in now:
+            peak[int(r["stage"])] = max(peak.get(int(r["stage"]), 0), float(r["mem_peak_mib"]))
+    ok = len(now) >= 1 and set(peak) == set(now) and all(abs(peak[k] - now[k]) < 0.06 for k in now)
+    check(ok, f"{name}: each stage's peak is the memory it holds (peaks {peak}, held {now})")
+
+
+def moment_blocks(path):
+    with h5py.File(path, "r") as f:
+        return sorted({int(k.split(".")[1]) for k in f["optimizer/m"].keys() if k.startswith("blocks.")})
+
+
 # 2. every method runs; the schedule grows and its rows are well formed
+outs = {}
 for method in ("entprog", "linear", "random", "depth", "temporal", "full"):
-    run("train", DECK, *FT, *S(f"train.out_dir={method}"), *S(f"entprog.method={method}"), *S("train.ckpt_every=0"))
+    outs[method] = run("train", DECK, *FT, *S(f"train.out_dir={method}"), *S(f"entprog.method={method}"),
+                       *S("train.ckpt_every=0")).stdout
     with h5py.File(f"{WORK}/{method}/ckpt_00000060.h5", "r") as f:
         st = f["schedule/stages"][()] if "schedule/stages" in f else np.zeros((0, 3))
     ms = [int(r[2]) for r in st]
@@ -69,12 +99,105 @@ for method in ("entprog", "random", "depth"):
     check(len(searched) >= 1 and ok, f"{method}: each searched stage kept the candidate with the highest CE")
 with h5py.File(f"{WORK}/temporal/ckpt_00000060.h5", "r") as f:
     check(all("attn_t" in k for k in f["optimizer/m"].keys()), "temporal: only attn_t tensors train")
+for method in ("linear", "entprog"):
+    stage_memory(method, outs[method])
+
+# 2b. each method trains the blocks of its own order: depth deepest first, random its seeded permutation, reverse
+# the CEI ranking backwards, and neither random nor depth takes the CEI ranking of a start checkpoint that holds one
+L = 3
+orders = {}
+for method in ("entprog", "random", "depth"):
+    with h5py.File(f"{WORK}/{method}/ckpt_00000060.h5", "r") as f:
+        orders[method] = [int(b) for b in f["schedule/train_order"][()]]
+        m_last = int(f["schedule/stages"][()][-1][2])
+    check(moment_blocks(f"{WORK}/{method}/ckpt_00000060.h5") == sorted(orders[method][:m_last]),
+          f"{method}: the blocks with moments are the first {m_last} of its order {orders[method]}")
+with h5py.File(f"{WORK}/entprog/ckpt_00000060.h5", "r") as f:
+    cei_order = [int(b) for b in f["schedule/order"][()]]
+check(orders["entprog"] == cei_order, f"entprog: trains in the CEI order {cei_order}")
+check(orders["depth"] == [2, 1, 0], f"depth: deepest first {orders['depth']}")
+check(sorted(orders["random"]) == [0, 1, 2], f"random: a permutation {orders['random']}")
+for method in ("random", "depth"):  # from a start checkpoint with a CEI ranking
+    run("train", DECK, *FT, *S("train.init=entprog/ckpt_00000060.h5"), *S(f"train.out_dir={method}_ranked"),
+        *S(f"entprog.method={method}"), *S("train.ckpt_every=0"))
+    with h5py.File(f"{WORK}/{method}_ranked/ckpt_00000060.h5", "r") as f:
+        own = [int(b) for b in f["schedule/train_order"][()]]
+        m_last = int(f["schedule/stages"][()][-1][2])
+    check(own == orders[method] and moment_blocks(f"{WORK}/{method}_ranked/ckpt_00000060.h5") == sorted(own[:m_last]),
+          f"{method}: started from a checkpoint ranked {cei_order}, it still trains its own order {own}")
+run("train", DECK, *FT, *S("train.out_dir=bottom"), *S("entprog.method=static"), *S("entprog.static_m=1"),
+    *S("entprog.reverse=1"), *S("train.ckpt_every=0"))
+with h5py.File(f"{WORK}/bottom/ckpt_00000060.h5", "r") as f:
+    rev = [int(b) for b in f["schedule/train_order"][()]]
+check(rev == cei_order[::-1] and moment_blocks(f"{WORK}/bottom/ckpt_00000060.h5") == [cei_order[-1]],
+      f"reverse = 1: the CEI ranking backwards {rev}, only the bottom block {cei_order[-1]} trains")
+
+
+# 2c. CE(m) recomputed from the log alone: the probe rows (the probe loss at a window's start, then after each of
+# its steps with the step's candidate and cost) and a cost model written here from the order (timing = cost: L
+# forwards + backward to the earliest trainable block + one weight-gradient pass per trainable block)
+def recompute_ce(name):
+    with h5py.File(f"{WORK}/{name}/ckpt_00000060.h5", "r") as f:
+        order = [int(b) for b in f["schedule/train_order"][()]]
+        st, se = f["schedule/stages"][()], f["schedule/stages_se"][()]
+    windows, prev = [], None
+    for r in metrics(f"{WORK}/{name}/metrics.csv"):
+        if r["kind"] != "probe":
+            continue
+        if not r["m"]:
+            windows.append({})
+        else:
+            m, cost = int(r["m"]), float(r["cost"])
+            model = L + (L - min(order[:m])) + m
+            if cost != model:
+                return False, f"step {r['step']}: cost {cost} but the model gives {model} for m = {m}"
+            windows[-1].setdefault(m, []).append((prev - float(r["loss"]), cost))
+        prev = float(r["loss"])
+    searched = [(i, row) for i, row in enumerate(st) if not math.isnan(row[4])]
+    if len(searched) != len(windows) or not windows:
+        return False, f"{len(windows)} windows in the log, {len(searched)} searched stages"
+    worst = 0.0
+    for (i, row), w in zip(searched, windows):
+        for c in range(8):
+            if math.isnan(row[3 + 2 * c]):
+                break
+            steps = w.get(int(row[3 + 2 * c]), [])
+            d, k = sum(x for x, _ in steps), sum(y for _, y in steps)
+            ce = d / k if steps else -math.inf
+            n = len(steps)
+            sd = math.sqrt(n / (n - 1) * sum((x - ce * y) ** 2 for x, y in steps)) / k if n >= 2 else math.nan
+            if ce != row[4 + 2 * c] and abs(ce - row[4 + 2 * c]) > 1e-12 * max(1, abs(ce)):
+                return False, f"stage {int(row[0])}, m = {int(row[3 + 2 * c])}: CE {ce} from the log, {row[4 + 2 * c]} recorded"
+            if not (math.isnan(sd) and math.isnan(se[i][c])) and not abs(sd - se[i][c]) <= 1e-9 * max(abs(sd), 1e-12):
+                return False, f"stage {int(row[0])}, m = {int(row[3 + 2 * c])}: SE {sd} from the log, {se[i][c]} recorded"
+            worst = max(worst, abs(ce - row[4 + 2 * c]) if steps else 0)
+        best = max((row[4 + 2 * c], -c, int(row[3 + 2 * c])) for c in range(8) if not math.isnan(row[3 + 2 * c]))
+        if int(row[2]) != best[2]:  # ties to the smaller m
+            return False, f"stage {int(row[0])}: m* = {int(row[2])} is not the argmax of CE ({best[2]})"
+    return True, f"{len(windows)} windows, largest difference {worst:.1e}"
+
+
+ok, what = recompute_ce("entprog")
+check(ok, f"entprog: CE(m) and its standard error recomputed from the probe rows and the cost model: {what}")
+
+# 2d. the defaults: a window of one epoch (4 training videos left after the 4 held out for the probe, 2 clips per
+# step: 2 steps), m drawn i.i.d. uniformly
+EPOCH = [a for i, a in enumerate(FT) if "entprog.search_steps=6" not in FT[i:i + 2]]  # the default window
+run("train", DECK, *EPOCH, *S("train.out_dir=epoch"),
+    *S("entprog.method=entprog"), *S("train.ckpt_every=0"))
+per_stage = {}
+for r in metrics(f"{WORK}/epoch/metrics.csv"):
+    if r["kind"] == "search":
+        per_stage[r["stage"]] = per_stage.get(r["stage"], 0) + 1
+check(per_stage and all(v == 2 for v in per_stage.values()), f"default window: one epoch = 2 steps per search {per_stage}")
+ok, what = recompute_ce("epoch")
+check(ok, f"epoch: CE(m) recomputed from the log: {what}")
 
 # 3. resume bit-exactly: in the middle of a supernet window (step 17; 4 stages of 15 steps, windows of 6 steps
 # from 0, 15 and 30 while more than one candidate is left) and of a stage (step 51); a trials search (steps
 # 15..20 for each candidate) writes the periodic checkpoint that fell due inside it at its end (step 21): there
 # is one model state again
-def same_run(search, a, b, at, what):
+def same_run(search, a, b, at, what, se=True):
     ra, rb = rows(f"{WORK}/{a}/metrics.csv"), rows(f"{WORK}/{b}/metrics.csv")
     tail = [r for r in ra if int(r[1]) > at]
     check(tail == rb[-len(tail):] and len(rb) > 0, f"{search}: {what}, the loss curve continues bit for bit")
@@ -82,8 +205,9 @@ def same_run(search, a, b, at, what):
     same = all(np.array_equal(x, y) for x, y in zip(group(fa, "model").values(), group(fb, "model").values()))
     same &= all(np.array_equal(x, y) for x, y in zip(group(fa, "optimizer/m").values(), group(fb, "optimizer/m").values()))
     sa, sb = group(fa, "schedule"), group(fb, "schedule")
-    check(same and np.array_equal(sa["stages"], sb["stages"], equal_nan=True),
-          f"{search}: {what}, final weights, moments and schedule identical")
+    se_ok = se is False or np.array_equal(sa["stages_se"], sb["stages_se"], equal_nan=True)
+    check(same and np.array_equal(sa["stages"], sb["stages"], equal_nan=True) and se_ok,
+          f"{search}: {what}, final weights, moments and schedule (with CE's standard errors) identical")
 
 
 for search in ("supernet", "trials"):
@@ -101,13 +225,13 @@ for search in ("supernet", "trials"):
 
 # 3b. a signal inside a trials search (the loop drives it step by step): the run stops with the checkpoint of
 # the state the search began from; resuming reruns the search and ends exactly as the uninterrupted run. The
-# signal comes from ENTPROG_FAULT_USR1_AT (loop iteration = row of metrics.csv on one rank): the 4th step of the
+# signal comes from ENTPROG_FAULT_SIGNAL_AT (loop iteration = row of metrics.csv on one rank): the 4th step of the
 # last search of trials_a
 with open(f"{WORK}/trials_a/metrics.csv") as f:
     kinds = [l.split(",")[:2] for l in f.read().splitlines()[1:] if l.split(",")[0] in ("train", "search")]
 last = max(i for i, k in enumerate(kinds) if k[0] == "search" and (i == 0 or kinds[i - 1][0] != "search"))
 tr = [*FT, *S("entprog.method=entprog"), *S("entprog.search=trials"), *S("train.ckpt_every=17"), *S("train.keep_ckpts=0")]
-out = H.run("train", DECK, *tr, *S("train.out_dir=trials_sig"), env={"ENTPROG_FAULT_USR1_AT": str(last + 3)}).stdout
+out = H.run("train", DECK, *tr, *S("train.out_dir=trials_sig"), env={"ENTPROG_FAULT_SIGNAL_AT": str(last + 3)}).stdout
 began = int(kinds[last][1]) - 1
 ck = f"trials_sig/ckpt_{began:08d}.h5"
 check("inside a trials search: stopped at step %d" % began in out and os.path.exists(f"{WORK}/{ck}"),
@@ -133,6 +257,9 @@ with h5py.File(f"{WORK}/old_form.h5", "a") as f:
 base = [*FT, *S("entprog.method=entprog"), *S("entprog.search=supernet"), *S("train.ckpt_every=17"),
         *S("train.keep_ckpts=0")]
 run("train", DECK, *base, "--resume", "old_form.h5", *S("train.out_dir=old_form_r"))
-same_run("supernet", "supernet_a", "old_form_r", 17, "resumed from the previous checkpoint form at step 17")
+same_run("supernet", "supernet_a", "old_form_r", 17, "resumed from the previous checkpoint form at step 17", se=False)
+with h5py.File(f"{WORK}/old_form_r/ckpt_00000060.h5", "r") as f:
+    lost = f["schedule/stages_se"][()]
+check(np.isnan(lost[1][:2]).all(), "the window resumed from the previous form reports no SE (its sums were not stored)")
 
 H.finish("entprog")

@@ -52,8 +52,9 @@ static void model_new(Model *M, ModelShape shape) {
     M->st = (CkptState){.pt = &M->pt, .shape = shape, .params = M->params, .m = M->m, .v = M->v, .ema = M->ema};
 }
 
-/* Random bits everywhere, including odd floats (NaN payloads, denormals):
- * a bit-exact round trip must keep them. */
+/* Random bits everywhere, including odd floats (denormals, -0): a bit-exact
+ * round trip must keep them. Not NaN or Inf: a loader refuses those
+ * (docs/reliability.md; tests/check_reliability.py). */
 static void model_fill(Model *M, uint64_t seed) {
     Rng r;
     rng_seed(&r, seed);
@@ -61,6 +62,7 @@ static void model_fill(Model *M, uint64_t seed) {
     for (int b = 0; b < 4; b++)
         for (size_t i = 0; i < M->pt.total; i++) {
             uint32_t bits = (uint32_t)rng_next(&r);
+            if (((bits >> 23) & 0xff) == 0xff) bits &= ~(1u << 30); /* a NaN or Inf: made finite */
             memcpy(&bufs[b][i], &bits, 4);
         }
     M->st.step = 1234 + (long long)seed;

@@ -15,6 +15,7 @@
 #include "model/model.h"
 #include "train/optim.h"
 #include "core/rng.h"
+#include "core/mem.h"
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -130,8 +131,32 @@ int main(int argc, char **argv) {
     uint8_t *grow = malloc(m.pt.n);
     memcpy(grow, mask, m.pt.n);
     for (int k = 0; k < BP_COUNT; k++) grow[m.pt.blk0 + 1 * BP_COUNT + k] = 1;
-    optim_fit(&o, grow);
+    /* the refit at a stage boundary never holds the old and the new moments
+     * together: with the (dead) gradient buffer carrying the kept moments,
+     * the allocator's peak over the refit is the larger of before and after */
+    mem_reset_peak();
+    size_t in_before = mem_in_use();
+    optim_refit(&o, grow, m.cgrads, m.grad_cap);
+    size_t in_after = mem_in_use(), most = in_before > in_after ? in_before : in_after;
+    CHECK(mem_peak() == most, "a growing refit peaks at max(before, after) = %zu bytes (peak %zu; old + new moments "
+          "would be %zu)", most, mem_peak(), in_before + 2 * o.size * sizeof(float));
     CHECK(o.m[o.off[idx]] == m_before && o.t[idx] == 1, "unfreezing block 1 keeps block 2's moments and count");
+    {
+        /* without scratch a temporary of the kept moments carries them: still less than old + new */
+        uint8_t *all = malloc(m.pt.n);
+        memset(all, 1, m.pt.n);
+        size_t old_bytes = 2 * o.size * sizeof(float);
+        float kept = o.m[o.off[idx]];
+        mem_reset_peak();
+        in_before = mem_in_use();
+        optim_fit(&o, all);
+        CHECK(mem_peak() < in_before + 2 * o.size * sizeof(float) && o.m[o.off[idx]] == kept,
+              "without scratch: peak %zu < old + new %zu, moments kept", mem_peak() - (in_before - old_bytes),
+              old_bytes + 2 * o.size * sizeof(float));
+        optim_refit(&o, grow, m.cgrads, m.grad_cap); /* back to the grown set: shrinking keeps block 2 too */
+        CHECK(o.m[o.off[idx]] == kept && o.size < m.pt.total, "a shrinking refit keeps the kept moments");
+        free(all);
+    }
     CHECK(o.m[o.off[m.pt.blk0 + BP_COUNT]] == 0 && o.t[m.pt.blk0 + BP_COUNT] == 0, "block 1 starts with zero moments");
 
     /* the input side starts to train while block 0 already does (act_first
@@ -192,6 +217,94 @@ int main(int argc, char **argv) {
     Prog pl;
     prog_init(&pl, &dl);
     CHECK(prog_fixed_m(&pl, 0) == 2 && prog_fixed_m(&pl, 1) == 4 && prog_fixed_m(&pl, 2) == 6, "linear: 2, 4, 6");
+    /* the orders that are not CEI's stay their own, whatever ranking is set
+     * (a checkpoint or train.init holding one): random and depth are "w/o CEI" */
+    {
+        const char *base = "[model]\nL = 6\nF = 2\n[train]\nsteps = 400\n[entprog]\nstages = 4\nsearch_steps = 10\n";
+        char text[512];
+        int want_depth[6] = {5, 4, 3, 2, 1, 0}, rank[6] = {1, 5, 3, 0, 4, 2};
+        double sc[6] = {0};
+        Prog q;
+        Deck dq;
+        snprintf(text, sizeof text, "%smethod = depth\n", base);
+        deck_parse_string(&dq, text, "test");
+        prog_init(&q, &dq);
+        prog_set_order(&q, sc, rank);
+        CHECK(!memcmp(q.order, want_depth, sizeof want_depth), "depth: deepest block first after a CEI ranking is set "
+              "(%d %d %d ...)", q.order[0], q.order[1], q.order[2]);
+        int seen[6] = {0}, same_as_cei = 1, perm = 1, differ = 0;
+        int first_order[6];
+        for (int seed = 1; seed <= 2; seed++) {
+            snprintf(text, sizeof text, "%smethod = random\nseed = %d\n", base, seed);
+            deck_parse_string(&dq, text, "test");
+            prog_init(&q, &dq);
+            int before[6];
+            memcpy(before, q.order, sizeof before);
+            prog_set_order(&q, sc, rank);
+            same_as_cei &= !memcmp(q.order, rank, sizeof rank);
+            perm &= !memcmp(q.order, before, sizeof before);
+            if (seed == 1) memcpy(first_order, q.order, sizeof first_order);
+            else differ = memcmp(first_order, q.order, sizeof first_order) != 0;
+            memset(seen, 0, sizeof seen);
+            for (int b = 0; b < 6; b++) seen[q.order[b]]++;
+            for (int b = 0; b < 6; b++) perm &= seen[b] == 1;
+        }
+        CHECK(perm && !same_as_cei && differ, "random: its own seeded permutation (differs between seeds), kept "
+              "when a CEI ranking is set");
+        snprintf(text, sizeof text, "%smethod = entprog\nreverse = 1\n", base);
+        deck_parse_string(&dq, text, "test");
+        prog_init(&q, &dq);
+        prog_set_order(&q, sc, rank);
+        int rev = 1;
+        for (int b = 0; b < 6; b++) rev &= q.order[b] == rank[5 - b];
+        CHECK(rev, "reverse = 1: the CEI ranking backwards");
+        snprintf(text, sizeof text, "%smethod = depth\nreverse = 1\n", base);
+        deck_parse_string(&dq, text, "test");
+        prog_init(&q, &dq);
+        rev = 1;
+        for (int b = 0; b < 6; b++) rev &= q.order[b] == b;
+        CHECK(rev, "depth with reverse = 1: shallowest first");
+
+        /* the supernet draw: i.i.d. uniform by default, balanced on request */
+        for (int bal = 0; bal <= 1; bal++) {
+            snprintf(text, sizeof text, "%smethod = entprog\nsampling = %s\n", base, bal ? "balanced" : "uniform");
+            deck_parse_string(&dq, text, "test");
+            prog_init(&q, &dq);
+            q.n_cand = 3, q.cand[0] = 2, q.cand[1] = 3, q.cand[2] = 5;
+            for (int c = 0; c < 3; c++) q.count[c] = 0;
+            Rng rr;
+            rng_seed(&rr, 3);
+            int most_apart = 0, n = 3000;
+            for (int i = 0; i < n; i++) {
+                int mm = prog_supernet_draw(&q, &rr), c = mm == 2 ? 0 : mm == 3 ? 1 : 2;
+                q.count[c] += 1;
+                double lo = fmin(q.count[0], fmin(q.count[1], q.count[2])), hi = fmax(q.count[0], fmax(q.count[1], q.count[2]));
+                if (hi - lo > most_apart) most_apart = (int)(hi - lo);
+            }
+            int even = 1;
+            for (int c = 0; c < 3; c++) even &= fabs(q.count[c] / n - 1.0 / 3) < 0.03;
+            if (bal) CHECK(most_apart <= 1 && even, "balanced draw: counts never more than 1 apart");
+            else CHECK(most_apart >= 10 && even, "uniform draw: i.i.d. (counts drift %d apart, each near 1/3)", most_apart);
+        }
+
+        /* CE and its standard error from the kept sums equal a direct computation */
+        snprintf(text, sizeof text, "%smethod = entprog\n", base);
+        deck_parse_string(&dq, text, "test");
+        prog_init(&q, &dq);
+        q.n_cand = 1, q.cand[0] = 2, q.m = 2, q.probe_last = 1.0, q.searching = 1, q.search_end = 100;
+        double d[5] = {0.03, 0.01, 0.02, -0.005, 0.015}, cs[5] = {7, 7, 8, 7, 9}, loss = 1.0, ce1, se1, sd = 0, sc2 = 0;
+        for (int i = 0; i < 5; i++) {
+            loss -= d[i];
+            prog_supernet_account(&q, loss, cs[i], i + 1, &ce1, &se1);
+            sd += d[i], sc2 += cs[i];
+        }
+        prog_ce(&q, 0, &ce1, &se1);
+        double r0 = sd / sc2, ss = 0;
+        for (int i = 0; i < 5; i++) ss += (d[i] - r0 * cs[i]) * (d[i] - r0 * cs[i]);
+        double se0 = sqrt(5.0 / 4.0 * ss) / sc2;
+        CHECK(fabs(ce1 - r0) < 1e-12 && fabs(se1 - se0) < 1e-12 * fmax(1, se0),
+              "CE %.6g and its standard error %.3g from the running sums", ce1, se1);
+    }
     printf("%s\n", fails ? "FAILED" : "all freeze checks passed");
     MPI_Finalize();
     return fails != 0;

@@ -64,9 +64,11 @@ static void ranks_of(const int *order, int L, int *rank) {
 static void write_csv(const char *path, const double *pi, const int *rank, int L) {
     FILE *fp = fopen(path, "w");
     if (!fp) ep_die("cei: cannot write '%s': %s", path, strerror(errno));
+    int partial = ep_partial_begin(path); /* removed if writing it fails */
     fprintf(fp, "block,pi,rank\n");
     for (int b = 0; b < L; b++) fprintf(fp, "%d,%.17g,%d\n", b, pi[b], rank[b]);
     if (fclose(fp) != 0) ep_die("cei: cannot finish writing '%s': %s", path, strerror(errno));
+    ep_partial_done(partial);
 }
 
 /* ---- the bar chart: no text, so it needs nothing but raster.h ---- */

@@ -120,6 +120,7 @@ static void write_json(const char *path, const char *src, const SampleFile *s, c
                        const ClipMetrics *mean) {
     FILE *fp = fopen(path, "w");
     if (!fp) ep_die("eval: cannot write '%s': %s", path, strerror(errno));
+    int partial = ep_partial_begin(path); /* removed if writing it fails */
     fprintf(fp, "{\n  \"samples\": ");
     json_str(fp, src);
     fprintf(fp, ",\n  \"checkpoint\": ");
@@ -140,6 +141,7 @@ static void write_json(const char *path, const char *src, const SampleFile *s, c
     }
     fprintf(fp, "  ]\n}\n");
     if (fclose(fp) != 0) ep_die("eval: cannot finish writing '%s': %s", path, strerror(errno));
+    ep_partial_done(partial);
 }
 
 static void csv_row(FILE *fp, const char *label, int video, const ClipMetrics *m) {
@@ -156,6 +158,7 @@ static void csv_row(FILE *fp, const char *label, int video, const ClipMetrics *m
 static void write_csv(const char *path, const SampleFile *s, const ClipMetrics *m, const ClipMetrics *mean) {
     FILE *fp = fopen(path, "w");
     if (!fp) ep_die("eval: cannot write '%s': %s", path, strerror(errno));
+    int partial = ep_partial_begin(path); /* removed if writing it fails */
     fprintf(fp, "sample,video,ssim,psnr,l1,tdiff_gen,tdiff_gt,tdiff_err\n");
     for (int i = 0; i < s->N; i++) {
         char label[16];
@@ -164,6 +167,7 @@ static void write_csv(const char *path, const SampleFile *s, const ClipMetrics *
     }
     csv_row(fp, "mean", -1, mean);
     if (fclose(fp) != 0) ep_die("eval: cannot finish writing '%s': %s", path, strerror(errno));
+    ep_partial_done(partial);
 }
 
 static void print_row(const char *label, const ClipMetrics *m) {

@@ -7,6 +7,7 @@
 #include "core/die.h"
 #include "io/checkpoint.h"
 #include "io/h5util.h"
+#include "io/weights.h"
 #include "model/model.h"
 #include <stdlib.h>
 #include <string.h>
@@ -80,7 +81,7 @@ static int run(const char *cmd, int argc, char **argv, int with_grad) {
     InspectArgs args;
     if (!parse_args(cmd, argc, argv, &args)) return 0;
     ModelShape shape;
-    ckpt_read_shape(args.weights, &shape);
+    weights_read_shape(args.weights, &shape);
     InspectInputs in;
     read_inputs(args.inputs, &shape, with_grad, &in);
     const char *bad = shape_check(&shape, 1);

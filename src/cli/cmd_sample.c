@@ -141,10 +141,17 @@ static void write_outputs(const char *out, SampleSet *s, Dataset *ds, const RunI
         snprintf(name, sizeof name, "sample_%d.gif", i);
         path_join(path, sizeof path, out, name);
         sample_write_gif(path, s, i, r->deck->data.fps);
+        snprintf(name, sizeof name, "sample_%d.mp4", i);
+        path_join(path, sizeof path, out, name);
+        sample_write_mp4(path, s, i, r->deck->data.fps);
+        snprintf(name, sizeof name, "side_by_side_%d.mp4", i);
+        path_join(path, sizeof path, out, name);
+        sample_write_side_by_side(path, s, i, r->deck->data.fps);
     }
     path_join(path, sizeof path, out, "grid.png");
     sample_write_grid(path, s);
     printf("wrote %s/samples.h5, %s/sample_{0..%d}.gif and %s/grid.png\n", out, out, s->N - 1, out);
+    printf("wrote %s/sample_{0..%d}.mp4 and %s/side_by_side_{0..%d}.mp4 (H.264)\n", out, s->N - 1, out, s->N - 1);
 }
 
 /* N: --n, or up to DEFAULT_N videos of the file. */

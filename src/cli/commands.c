@@ -18,6 +18,12 @@ const Command COMMANDS[] = {
      "generate videos (DDIM) for test videos: samples.h5, GIFs, grid.png"},
     {"eval", cmd_eval, "--samples DIR/samples.h5 [--out FILE.json]",
      "SSIM, PSNR, L1 and temporal metrics of generated videos"},
+    {"export", cmd_export, "--ckpt CKPT --out MODEL.safetensors [--ema] [--dtype fp32|bf16]",
+     "the model's weights as safetensors, PyTorch names (docs/weights.md)"},
+    {"import-dit", cmd_import_dit, "<deck> --dit DIT.safetensors --out W.safetensors [--label K|null] [--seed N]",
+     "EP-VDiT weights from a DiT checkpoint (docs/weights.md)"},
+    {"import-video", cmd_import_video, "<deck> --videos DIR --poses DIR [--out DIR] [--fps F] [--skip-bad] ...",
+     "real videos with OpenPose keypoints into the dataset (docs/data.md)"},
 };
 const int N_COMMANDS = sizeof COMMANDS / sizeof *COMMANDS;
 

@@ -29,3 +29,6 @@ int cmd_datagen(int argc, char **argv);
 int cmd_cei(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import_dit(int argc, char **argv);
+int cmd_import_video(int argc, char **argv);

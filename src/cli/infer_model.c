@@ -2,7 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli/infer_model.h"
 #include "core/die.h"
-#include "io/checkpoint.h"
+#include "io/weights.h"
 #include "ops/ops.h"
 #include <errno.h>
 #include <stdlib.h>
@@ -17,7 +17,7 @@ void infer_check_readable(const char *cmd, const char *opt, const char *path) {
 static void load_ema(Model *m, const ModelShape *shape, const InferSpec *s) {
     float *ema = ep_malloc(m->pt.total * sizeof(float), "EMA weights");
     CkptState st = {.pt = &m->pt, .shape = *shape, .params = m->params, .ema = ema};
-    int flags = ckpt_load(s->path, &st, MPI_COMM_NULL);
+    int flags = weights_load(s->path, &st, MPI_COMM_NULL);
     if (!(flags & CKPT_HAS_EMA))
         ep_die("%s: --ema: checkpoint '%s' has no /ema weights (trained with train.ema = 0)", s->cmd, s->path);
     memcpy(m->params, ema, m->pt.total * sizeof(float));
@@ -32,7 +32,7 @@ void infer_model_load(Model *m, const ModelShape *shape, const InferSpec *s) {
         load_ema(m, shape, s);
     } else {
         CkptState st = {.pt = &m->pt, .shape = *shape, .params = m->params};
-        ckpt_load(s->path, &st, MPI_COMM_NULL);
+        weights_load(s->path, &st, MPI_COMM_NULL);
     }
     m->forward_only = !s->with_grad; /* inference keeps no gradients or backward scratch */
     model_set_batch(m, s->B, s->F);

@@ -2,6 +2,27 @@
 #include <mpi.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_PARTIAL 8
+static char partial[MAX_PARTIAL][1024]; /* "" where free */
+static jmp_buf *die_jump;
+
+int ep_partial_begin(const char *path) {
+    for (int i = 0; i < MAX_PARTIAL; i++)
+        if (!partial[i][0]) {
+            snprintf(partial[i], sizeof partial[i], "%s", path);
+            return i;
+        }
+    return -1; /* more than MAX_PARTIAL at once: it is not removed on a death (never happens today) */
+}
+
+void ep_partial_done(int handle) {
+    if (handle >= 0 && handle < MAX_PARTIAL) partial[handle][0] = 0;
+}
+
+void ep_die_jump(jmp_buf *jump) { die_jump = jump; }
 
 void ep_die(const char *fmt, ...) {
     va_list ap;
@@ -11,13 +32,22 @@ void ep_die(const char *fmt, ...) {
     fprintf(stderr, "\n");
     va_end(ap);
     fflush(stderr);
+    if (die_jump) longjmp(*die_jump, 1);
+    for (int i = 0; i < MAX_PARTIAL; i++)
+        if (partial[i][0]) {
+            unlink(partial[i]); /* ENOENT when another rank removed it first */
+            partial[i][0] = 0;
+        }
+    fflush(NULL);
     int up = 0, down = 0;
     MPI_Initialized(&up);
     MPI_Finalized(&down);
     int size = 1;
     if (up && !down) MPI_Comm_size(MPI_COMM_WORLD, &size);
     if (up && !down && size > 1) MPI_Abort(MPI_COMM_WORLD, 1);
-    exit(1);
+    /* _exit: HDF5's exit handlers would try to close a file whose writes just
+     * failed (that crashed with a segmentation fault on a full disk) */
+    _exit(1);
 }
 
 void ep_warn(const char *fmt, ...) {

@@ -3,6 +3,8 @@
 #include "io/h5util.h"
 #include <hdf5.h>
 #include <stdint.h>
+#include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +18,7 @@ struct Dataset {
     int pose_u8;      /* 1: uint8 maps scaled by 1/255; 0: float32 as stored */
     uint8_t *u8;      /* staging buffer for uint8 pose clips */
     size_t u8_cap;
+    int first, picks; /* dataset_pick draws videos first .. first + picks - 1 (dataset_restrict) */
 };
 
 static hid_t open_dset(const char *path, hid_t f, const char *name, const char *what) {
@@ -80,12 +83,17 @@ Dataset *dataset_open(const char *path, const ModelShape *m, int frame_stride) {
     dims5(path, ds->lat, "/latents", "[N,T,C,H,W]", l);
     dims5(path, ds->pose, "/pose", "[N,T,Cp,sH,sW]", p);
     check_types(ds);
+    for (int i = 0; i < 5; i++)
+        if (l[i] > INT_MAX || p[i] > INT_MAX)
+            ep_die("'%s': %s has a dimension of %llu, more than this build reads (%d)", path, l[i] > INT_MAX ? "/latents" : "/pose",
+                   (unsigned long long)(l[i] > INT_MAX ? l[i] : p[i]), INT_MAX);
     ds->N = (int)l[0], ds->T = (int)l[1], ds->C = (int)l[2], ds->H = (int)l[3], ds->W = (int)l[4];
     ds->Cp = (int)p[2], ds->sH = (int)p[3], ds->sW = (int)p[4];
     if (p[0] != l[0] || p[1] != l[1])
         ep_die("'%s': /pose holds %llu videos x %llu frames but /latents %llu x %llu", path,
                (unsigned long long)p[0], (unsigned long long)p[1], (unsigned long long)l[0], (unsigned long long)l[1]);
     if (ds->N == 0) ep_die("'%s': the dataset holds no videos (N = 0)", path);
+    ds->first = 0, ds->picks = ds->N;
     need_dim(ds, "/latents", "C", ds->C, "model.C", m->C);
     need_dim(ds, "/latents", "H", ds->H, "model.H", m->H);
     need_dim(ds, "/latents", "W", ds->W, "model.W", m->W);
@@ -119,6 +127,13 @@ static void read_frames(const Dataset *ds, hid_t d, const char *name, hid_t memt
         ep_die("'%s': cannot read %s, video %d, frames from %d (corrupt or truncated file?)", ds->path, name, video, start);
     H5Sclose(ms);
     H5Sclose(fs);
+    if (memtype != H5T_NATIVE_FLOAT) return;
+    const float *x = buf;
+    size_t n = (size_t)F * dims[2] * dims[3] * dims[4];
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) /* a NaN in the data would poison the weights a step later */
+            ep_die("'%s': %s of video %d holds a non-finite value (%g) in frames from %d: refused", ds->path, name,
+                   video, (double)x[i], start);
 }
 
 static void check_range(const Dataset *ds, int video, int start, int F, int stride) {
@@ -153,7 +168,7 @@ void dataset_read_frame(Dataset *ds, int video, int frame, float *ref) {
 void dataset_pick(const Dataset *ds, Rng *r, int F, int *video, int *start, int *ref_frame) {
     int span = (F - 1) * ds->stride + 1;
     if (F < 1 || span > ds->T) ep_die("'%s': cannot draw a clip of %d frames at stride %d from %d-frame videos", ds->path, F, ds->stride, ds->T);
-    *video = (int)rng_below(r, (uint32_t)ds->N);
+    *video = ds->first + (int)rng_below(r, (uint32_t)ds->picks);
     *start = (int)rng_below(r, (uint32_t)(ds->T - span + 1));
     if (ds->T > span) { /* a frame outside [start, start + span) */
         int k = (int)rng_below(r, (uint32_t)(ds->T - span));
@@ -162,6 +177,13 @@ void dataset_pick(const Dataset *ds, Rng *r, int F, int *video, int *start, int 
         *ref_frame = (int)rng_below(r, (uint32_t)ds->T);
     }
 }
+
+void dataset_restrict(Dataset *ds, int first, int n) {
+    if (first < 0 || n < 1 || first + n > ds->N) ep_die("'%s': videos %d..%d are not in the file's %d", ds->path, first, first + n - 1, ds->N);
+    ds->first = first, ds->picks = n;
+}
+
+int dataset_drawn_videos(const Dataset *ds) { return ds->picks; }
 
 void dataset_close(Dataset *ds) {
     if (!ds) return;

@@ -25,5 +25,9 @@ void dataset_read_frame(Dataset *ds, int video, int frame, float *ref);
  * at the dataset's stride, and a reference frame of the same video, outside
  * the clip's span when the video is long enough. */
 void dataset_pick(const Dataset *ds, Rng *r, int F, int *video, int *start, int *ref_frame);
+/* dataset_pick draws only videos first .. first + n - 1 from here on (a
+ * split held out of another, e.g. Ent-Prog's probe set); and how many it draws from. */
+void dataset_restrict(Dataset *ds, int first, int n);
+int dataset_drawn_videos(const Dataset *ds);
 
 void dataset_close(Dataset *ds);

@@ -77,6 +77,9 @@ void figure_draw(const Figure *f, const FigurePose *p, Canvas *c);
 /* OpenPose-style skeleton on an already cleared canvas; `scale` maps latent
  * pixels to the canvas (the pose map is s times bigger). */
 void skeleton_draw(const FigurePose *p, float scale, Canvas *c);
+/* The same from bare joints (latent pixels); seen[k] == 0 leaves joint k and
+ * its limbs out (seen NULL: all drawn). The importer draws real poses with it. */
+void skeleton_draw_joints(const Vec2 j[FIG_NJOINTS], const unsigned char *seen, float scale, Canvas *c);
 /* Limb list and colours (for tests and for documentation). */
 extern const int skeleton_limbs[FIG_NLIMBS][2];
 void skeleton_limb_color(int limb, float rgb[3]);

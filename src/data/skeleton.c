@@ -1,4 +1,5 @@
 /* OpenPose-style pose maps: one colour per limb on black, joints as dots. */
+#include <stddef.h>
 #include "data/figure.h"
 #include <math.h>
 
@@ -15,18 +16,23 @@ void skeleton_limb_color(int limb, float rgb[3]) { hsv_to_rgb((float)limb / FIG_
 
 static void joint_color(int joint, float rgb[3]) { hsv_to_rgb((float)joint / FIG_NJOINTS, 1.0f, 1.0f, rgb); }
 
-void skeleton_draw(const FigurePose *p, float scale, Canvas *c) {
+void skeleton_draw(const FigurePose *p, float scale, Canvas *c) { skeleton_draw_joints(p->j, NULL, scale, c); }
+
+void skeleton_draw_joints(const Vec2 j[FIG_NJOINTS], const unsigned char *seen, float scale, Canvas *c) {
     /* About 1.5 px wide lines on small maps, growing with big ones. */
     int side = c->w < c->h ? c->w : c->h;
     float r = fmaxf(0.75f, 0.011f * side), dot = 1.5f * r;
     Vec2 q[FIG_NJOINTS];
-    for (int k = 0; k < FIG_NJOINTS; k++) q[k] = (Vec2){p->j[k].x * scale, p->j[k].y * scale};
+    for (int k = 0; k < FIG_NJOINTS; k++) q[k] = (Vec2){j[k].x * scale, j[k].y * scale};
     for (int l = 0; l < FIG_NLIMBS; l++) {
+        int a = skeleton_limbs[l][0], b = skeleton_limbs[l][1];
+        if (seen && (!seen[a] || !seen[b])) continue; /* a limb needs both ends */
         float rgb[3];
         skeleton_limb_color(l, rgb);
-        draw_capsule_solid(c, q[skeleton_limbs[l][0]], q[skeleton_limbs[l][1]], r, r, rgb);
+        draw_capsule_solid(c, q[a], q[b], r, r, rgb);
     }
     for (int k = 0; k < FIG_NJOINTS; k++) {
+        if (seen && !seen[k]) continue;
         float rgb[3];
         joint_color(k, rgb);
         draw_disc_solid(c, q[k], dot, rgb);

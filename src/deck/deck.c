@@ -85,13 +85,14 @@ static const KeyDef KEYS[] = {
     INT("train", "val_batches", train.val_batches, 0),
     ENUM("train", "backend", train.backend, "cpu|cuda"),
     INT("train", "recompute", train.recompute, 0),
+    INT("train", "max_bad_steps", train.max_bad_steps, 1),
 
     ENUM("entprog", "method", prog.method, NULL), /* choices: the method table (deck/methods.h) */
     INT("entprog", "stages", prog.stages, 1),
     STR("entprog", "grid", prog.grid),
     INT("entprog", "max_candidates", prog.max_candidates, 1),
     ENUM("entprog", "search", prog.search, "supernet|trials"),
-    INT("entprog", "search_steps", prog.search_steps, 1),
+    INT("entprog", "search_steps", prog.search_steps, 0), /* 0: one epoch of the training split */
     INT("entprog", "probe_batches", prog.probe_batches, 1),
     INT("entprog", "static_m", prog.static_m, 0),
     INT("entprog", "cei_n", prog.cei_n, 1),
@@ -99,6 +100,8 @@ static const KeyDef KEYS[] = {
     INT("entprog", "train_inputs", prog.train_inputs, 0),
     INT("entprog", "reverse", prog.reverse, 0),
     U64("entprog", "seed", prog.seed),
+    ENUM("entprog", "sampling", prog.sampling, "uniform|balanced"),
+    INT("entprog", "probe_videos", prog.probe_videos, 0),
 };
 #define NKEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
 
@@ -119,10 +122,13 @@ static void set_defaults(Deck *d) {
     snprintf(t->lr_schedule, sizeof t->lr_schedule, "constant");
     t->min_lr = 0, t->ema = 0, t->p_drop_ref = 0.1, t->p_drop_pose = 0.1;
     t->log_every = 10, t->val_every = 50, t->ckpt_every = 50, t->keep_ckpts = 2, t->val_batches = 2;
+    t->max_bad_steps = 5;
     snprintf(t->backend, sizeof t->backend, "cpu");
     ProgConfig *g = &d->prog;
     snprintf(g->method, sizeof g->method, "full");
-    g->stages = 4, g->max_candidates = 3, g->search_steps = 20, g->probe_batches = 2;
+    g->stages = 4, g->max_candidates = 3, g->search_steps = 0, g->probe_batches = 4;
+    snprintf(g->sampling, sizeof g->sampling, "uniform");
+    g->probe_videos = 4;
     g->static_m = 0, g->cei_n = 1000, g->train_inputs = 0, g->seed = 1;
     snprintf(g->search, sizeof g->search, "supernet");
     snprintf(g->timing, sizeof g->timing, "wall");
@@ -190,12 +196,13 @@ static const char *set_value(Deck *d, const KeyDef *k, const char *value) {
         *(double *)field = v;
         return NULL;
     }
-    case T_ENUM:
+    case T_ENUM: {
         const char *choices = k->choices ? k->choices : prog_method_choices();
         if (!enum_has(choices, value)) {
             snprintf(msg, sizeof msg, "%s.%s = '%s' is not one of %s", k->section, k->key, value, choices);
             return msg;
         }
+    }
         /* an allowed choice is stored like a string */
         /* fall through */
     case T_STR:

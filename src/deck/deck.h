@@ -32,6 +32,7 @@ typedef struct {
     int log_every, val_every, ckpt_every, keep_ckpts;
     int val_batches;          /* validation batches (fixed samples, t and noise) */
     char backend[16];         /* cpu | cuda */
+    int max_bad_steps;        /* consecutive steps with a non-finite loss or gradient before the run stops */
     int recompute;            /* 1: blocks keep only their input; backward recomputes their activations */
 } TrainConfig;
 
@@ -42,8 +43,10 @@ typedef struct {
     char grid[128];           /* candidate block counts "2,3,4,6" ("" = ceil(L*j/K), j = 1..K) */
     int max_candidates;       /* |M_k| at most */
     char search[16];          /* supernet (the paper's) | trials (independent, from one snapshot) */
-    int search_steps;         /* the search window: steps per stage (supernet) or per candidate (trials) */
-    int probe_batches;        /* fixed probe set for CE: batches from the validation split */
+    int search_steps;         /* the search window: steps per stage (supernet) or per candidate (trials); 0 = one epoch */
+    int probe_batches;        /* fixed probe set for CE: batches of B clips with fixed t and noise */
+    char sampling[16];        /* supernet: uniform (i.i.d. m per step, the paper's) | balanced (least sampled first) */
+    int probe_videos;         /* training videos held out as the probe set (0: probe on the validation split) */
     int static_m;             /* static method: blocks that train (0 = L/2) */
     int cei_n;                /* CEI probe tuples when the start checkpoint has no ranking */
     char timing[16];          /* wall (measured) | cost (deterministic model of a step's cost) */

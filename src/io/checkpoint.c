@@ -13,6 +13,7 @@
 #include "io/h5util.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,12 +144,14 @@ static void write_config(hid_t f, const char *text, int mpio, int me) {
     H5Tset_cset(type, H5T_CSET_UTF8); /* decks may hold UTF-8 comments */
     hid_t space = H5Screate(H5S_SCALAR);
     hid_t d = H5Dcreate2(f, "/config", type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (d < 0) ep_die("cannot create dataset /config");
+    char why[768];
+    if (d < 0) ep_die("cannot create dataset /config in %s", h5_write_failure(f, why, sizeof why));
     hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
     if (mpio) H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
     hid_t sel = H5Scopy(space);
     if (me != 0) H5Sselect_none(sel); /* collective call, one writer */
-    if (H5Dwrite(d, type, sel, sel, dxpl, text) < 0) ep_die("cannot write dataset /config");
+    errno = 0;
+    if (H5Dwrite(d, type, sel, sel, dxpl, text) < 0) ep_die("cannot write dataset /config to %s", h5_write_failure(f, why, sizeof why));
     H5Sclose(sel);
     H5Pclose(dxpl);
     H5Dclose(d);
@@ -187,6 +190,7 @@ static void write_state(hid_t f, const CkptState *s, MPI_Comm comm) {
     uint64_t words[4 * CKPT_MAX_RNG];
     for (int r = 0; r < st.n_rng; r++) memcpy(words + 4 * r, st.rng[r].s, sizeof st.rng[r].s);
     if (st.n_rng > 0) h5_attr_u64_array(f, "/state", "rng", words, 4 * st.n_rng);
+    if (s->numerics[0]) h5_attr_str(f, "/state", "numerics", s->numerics);
 }
 
 /* Rank 0 checks that it can create <path>.tmp, so an unwritable folder gets a
@@ -205,10 +209,10 @@ static void probe_writable(const char *path, const char *tmp, MPI_Comm comm) {
 /* Data on disk before the rename, and the rename itself on disk after it. */
 static void sync_path(const char *path, int flags) {
     int fd = open(path, flags);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
+    if (fd < 0) ep_die("cannot write checkpoint: cannot open '%s' to sync it: %s", path, strerror(errno));
+    if (fsync(fd) != 0 && errno != EINVAL) /* EINVAL: a file system without fsync for folders */
+        ep_die("cannot write checkpoint: syncing '%s' failed: %s", path, strerror(errno));
+    close(fd);
 }
 
 static void publish(const char *tmp, const char *path) {
@@ -228,7 +232,7 @@ void ckpt_save(const char *path, const CkptState *s, MPI_Comm comm) {
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) ep_die("checkpoint path '%s' is too long", path);
     int me = comm_rank(comm), mpio = comm != MPI_COMM_NULL;
     probe_writable(path, tmp, comm);
-    hid_t f = h5_create(tmp, comm);
+    hid_t f = h5_create(tmp, comm); /* removed if any write below fails */
     write_root_attrs(f, &s->shape);
     if (s->deck_text) write_config(f, s->deck_text, mpio, me);
     write_state(f, s, comm);
@@ -248,9 +252,11 @@ void ckpt_save(const char *path, const CkptState *s, MPI_Comm comm) {
     write_arrays(f, s);
     ck.h = comm_sum_u64(ck.h, comm); /* each rank hashed the part it wrote */
     h5_attr_u64_array(f, "/", "checksum", &ck.h, 1);
-    if (H5Fclose(f) < 0) ep_die("cannot write checkpoint '%s': closing '%s' failed (disk full?)", path, tmp);
+    int partial = ep_partial_begin(tmp); /* until it is renamed */
+    h5_close(f);
     comm_barrier(comm);
     if (me == 0) publish(tmp, path);
+    ep_partial_done(partial);
     comm_barrier(comm);
 }
 
@@ -320,14 +326,20 @@ static void read_group(hid_t f, const char *path, const char *group, const Param
         size_t a, b;
         own_part(p, lo, hi, &a, &b);
         dims_of(p, dims);
+        const float *got;
+        size_t n_got;
         if (x && !off) { /* replicated: the whole tensor */
             h5_read_f32(f, path, name, x + p->offset, p->ndim, dims);
             checksum_add_range(ck, name, a, x + p->offset + a, b - a);
+            got = x + p->offset, n_got = p->numel;
         } else {
             float *dst = x && off[i] != (size_t)-1 ? x + off[i] : scratch;
             h5_read_f32_range(f, path, name, dst, p->ndim, dims, a, b);
             checksum_add_range(ck, name, a, dst, b - a);
+            got = dst, n_got = b - a;
         }
+        for (size_t j = 0; j < n_got; j++)
+            if (!isfinite(got[j])) ep_die("'%s': tensor %s holds a non-finite value (%g): refused", path, name, (double)got[j]);
     }
 }
 
@@ -340,6 +352,12 @@ static void read_state(hid_t f, const char *path, CkptState *s) {
     uint64_t words[4 * CKPT_MAX_RNG];
     if (n > 0) h5_get_attr_u64_array(f, path, "/state", "rng", words, 4 * (int)n);
     for (int r = 0; r < s->n_rng; r++) memcpy(s->rng[r].s, words + 4 * r, sizeof s->rng[r].s);
+    s->numerics[0] = 0;
+    if (h5_has_attr(f, "/state", "numerics")) {
+        char *v = h5_get_attr_str(f, path, "/state", "numerics");
+        snprintf(s->numerics, sizeof s->numerics, "%s", v);
+        free(v);
+    }
 }
 
 int ckpt_load(const char *path, CkptState *s, MPI_Comm comm) {

@@ -35,6 +35,8 @@ typedef struct {
     Rng rng[CKPT_MAX_RNG];    /* generator states for a bit-exact resume */
     int n_rng;
     const char *deck_text;    /* the full deck, stored as /config */
+    char numerics[256];       /* the settings outside the deck that change results ("ENTPROG_GEMM=..;.."),
+                                 /state attribute `numerics`; on load "" when the file has none */
     CkptArray arrays[CKPT_MAX_ARRAYS]; /* /schedule/<name> tables (Ent-Prog state) */
     int n_arrays;
 } CkptState;

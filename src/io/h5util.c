@@ -1,7 +1,35 @@
 #include "io/h5util.h"
 #include "core/die.h"
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
+
+/* "'<file>'" and the system's reason, for a failed write: HDF5's own error
+ * stack is silenced (h5_quiet), the errno of the failed write() is not */
+const char *h5_write_failure(hid_t obj, char *buf, size_t n) {
+    char name[512] = "?";
+    if (H5Fget_name(obj, name, sizeof name) < 0) snprintf(name, sizeof name, "?");
+    int e = errno;
+    if (e) {
+        snprintf(buf, n, "'%s': %s", name, strerror(e));
+        return buf;
+    }
+    /* MPI-IO reported the failure its own way: look at the disk ourselves */
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s", name);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    struct statvfs v;
+    if (statvfs(dir, &v) == 0 && (double)v.f_bavail * v.f_frsize < 4.0 * 1048576)
+        snprintf(buf, n, "'%s': no space left on the device (%.0f KiB free in '%s')", name,
+                 (double)v.f_bavail * v.f_frsize / 1024, dir);
+    else
+        snprintf(buf, n, "'%s': write error (I/O error or quota?)", name);
+    return buf;
+}
+#define WHY(obj) h5_write_failure(obj, why, sizeof why)
 
 void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
@@ -24,16 +52,43 @@ hid_t h5_open_read(const char *path, MPI_Comm comm) {
     return f;
 }
 
+/* Files made by h5_create and not yet closed: incomplete until h5_close. */
+#define MAX_CREATED 8
+static struct {
+    hid_t f;
+    int partial;
+    char path[512];
+} created[MAX_CREATED] = {[0 ... MAX_CREATED - 1] = {-1, -1, ""}};
+
 hid_t h5_create(const char *path, MPI_Comm comm) {
     h5_quiet();
     hid_t fapl = fapl_for(comm);
+    errno = 0;
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
-    if (f < 0) ep_die("cannot create '%s' (folder missing or not writable?)", path);
+    if (f < 0) ep_die("cannot create '%s': %s", path, errno ? strerror(errno) : "folder missing or not writable?");
+    for (int i = 0; i < MAX_CREATED; i++)
+        if (created[i].f < 0) {
+            created[i].f = f;
+            created[i].partial = ep_partial_begin(path); /* removed if the process dies before h5_close */
+            snprintf(created[i].path, sizeof created[i].path, "%s", path);
+            break;
+        }
     return f;
 }
 
-void h5_close(hid_t f) { H5Fclose(f); }
+void h5_close(hid_t f) {
+    for (int i = 0; i < MAX_CREATED; i++)
+        if (created[i].f == f) { /* a file we wrote: its last data reaches the disk here */
+            errno = 0;
+            if (H5Fclose(f) < 0)
+                ep_die("cannot finish writing '%s': %s", created[i].path, errno ? strerror(errno) : "disk full or I/O error?");
+            ep_partial_done(created[i].partial);
+            created[i].f = -1;
+            return;
+        }
+    H5Fclose(f);
+}
 
 int h5_exists(hid_t loc, const char *path) {
     /* H5Lexists needs every intermediate link to exist: walk the path. */
@@ -116,8 +171,10 @@ static void make_parents(hid_t f, const char *path) {
         if (*p != '/') continue;
         *p = 0;
         if (H5Lexists(f, buf, H5P_DEFAULT) <= 0) {
+            char why[768];
+            errno = 0;
             hid_t g = H5Gcreate2(f, buf, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-            if (g < 0) ep_die("cannot create group %s", buf);
+            if (g < 0) ep_die("cannot create group %s in %s", buf, WHY(f));
             H5Gclose(g);
         }
         *p = '/';
@@ -147,14 +204,17 @@ static void write_any(hid_t f, const char *dset, hid_t ftype, hid_t mtype, const
     hsize_t scalar = 1;
     hid_t space = rank ? H5Screate_simple(rank, dims, NULL) : H5Screate(H5S_SCALAR);
     (void)scalar;
+    char why[768];
+    errno = 0;
     hid_t d = H5Dcreate2(f, dset, ftype, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (d < 0) ep_die("cannot create dataset %s", dset);
+    if (d < 0) ep_die("cannot create dataset %s in %s", dset, WHY(f));
     hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
     int mpio, me = file_rank(f, &mpio);
     if (mpio) H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
     hid_t fsel = H5Scopy(space), msel = H5Scopy(space);
     if (me != writer) { H5Sselect_none(fsel); H5Sselect_none(msel); }
-    if (H5Dwrite(d, mtype, msel, fsel, dxpl, data) < 0) ep_die("cannot write dataset %s", dset);
+    errno = 0;
+    if (H5Dwrite(d, mtype, msel, fsel, dxpl, data) < 0) ep_die("cannot write dataset %s to %s", dset, WHY(f));
     H5Sclose(fsel);
     H5Sclose(msel);
     H5Pclose(dxpl);
@@ -218,8 +278,10 @@ static hid_t flat_selection(hid_t d, hsize_t a, hsize_t b) {
 void h5_create_f32(hid_t f, const char *dset, int rank, const hsize_t *dims) {
     make_parents(f, dset);
     hid_t space = H5Screate_simple(rank, dims, NULL);
+    char why[768];
+    errno = 0;
     hid_t d = H5Dcreate2(f, dset, H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (d < 0) ep_die("cannot create dataset %s", dset);
+    if (d < 0) ep_die("cannot create dataset %s in %s", dset, WHY(f));
     H5Dclose(d);
     H5Sclose(space);
 }
@@ -234,7 +296,9 @@ void h5_write_f32_range(hid_t f, const char *dset, const float *data, hsize_t a,
     int mpio;
     file_rank(f, &mpio);
     if (mpio) H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
-    if (H5Dwrite(d, H5T_NATIVE_FLOAT, msel, fsel, dxpl, data) < 0) ep_die("cannot write dataset %s", dset);
+    char why[768];
+    errno = 0;
+    if (H5Dwrite(d, H5T_NATIVE_FLOAT, msel, fsel, dxpl, data) < 0) ep_die("cannot write dataset %s to %s", dset, WHY(f));
     H5Pclose(dxpl);
     H5Sclose(msel);
     H5Sclose(fsel);
@@ -266,8 +330,10 @@ static void put_attr(hid_t f, const char *obj, const char *name, hid_t ftype, hi
     hid_t o = open_obj(f, obj);
     if (H5Aexists(o, name) > 0) H5Adelete(o, name);
     hid_t sp = n == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, NULL);
+    char why[768];
+    errno = 0;
     hid_t a = H5Acreate2(o, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT);
-    if (a < 0 || H5Awrite(a, mtype, v) < 0) ep_die("cannot write attribute %s on %s", name, obj);
+    if (a < 0 || H5Awrite(a, mtype, v) < 0) ep_die("cannot write attribute %s on %s of %s", name, obj, WHY(f));
     H5Aclose(a);
     H5Sclose(sp);
     H5Oclose(o);

@@ -8,8 +8,13 @@
 
 /* Open for reading; dies naming the file if it is missing or not HDF5. */
 hid_t h5_open_read(const char *path, MPI_Comm comm);
-/* Create (truncate) for writing. */
+/* Create (truncate) for writing. Until h5_close the file counts as
+ * incomplete: a fatal error on the way removes it (core/die.h). */
 hid_t h5_create(const char *path, MPI_Comm comm);
+/* "'<file>': <reason>" for a write into obj's file that just failed (call
+ * with errno as the failed call left it; 0: the disk is looked at). */
+const char *h5_write_failure(hid_t obj, char *buf, size_t n);
+/* Closes; for a file made by h5_create, a failure to finish it dies naming it. */
 void h5_close(hid_t f);
 
 int h5_exists(hid_t loc, const char *path); /* dataset or group path, intermediate groups allowed */

@@ -157,6 +157,7 @@ void gif_open(GifWriter *g, const char *path, int w, int h, const uint8_t pal[76
     if (w < 1 || h < 1 || w > 65535 || h > 65535) ep_die("GIF '%s': size %dx%d outside 1..65535", path, w, h);
     g->fp = fopen(path, "wb");
     if (!g->fp) ep_die("cannot create GIF '%s': %s", path, strerror(errno));
+    g->partial = ep_partial_begin(path); /* removed if writing it fails */
     g->path = strdup(path);
     g->w = w, g->h = h;
     put(g, "GIF89a", 6);
@@ -196,6 +197,7 @@ void gif_close(GifWriter *g) {
     uint8_t trailer = 0x3B;
     put(g, &trailer, 1);
     if (fclose(g->fp) != 0) ep_die("cannot finish writing GIF '%s': %s", g->path, strerror(errno));
+    ep_partial_done(g->partial);
     free(g->path);
     memset(g, 0, sizeof *g);
 }

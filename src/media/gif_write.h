@@ -26,6 +26,7 @@ typedef struct {
     FILE *fp;
     char *path;
     int w, h;
+    int partial; /* core/die.h: removed if writing fails */
 } GifWriter;
 
 /* Header, logical screen of w x h, the palette and the looping block; dies naming the file. */

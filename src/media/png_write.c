@@ -10,6 +10,7 @@ int png_write_rgb(const char *path, int w, int h, const uint8_t *rgb) {
     if (w <= 0 || h <= 0) ep_die("png '%s': bad size %dx%d", path, w, h);
     FILE *fp = fopen(path, "wb");
     if (!fp) ep_die("cannot create '%s': %s", path, strerror(errno));
+    int partial = ep_partial_begin(path); /* removed if writing it fails */
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!png || !info) ep_die("png '%s': out of memory in libpng", path);
@@ -23,5 +24,6 @@ int png_write_rgb(const char *path, int w, int h, const uint8_t *rgb) {
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
     if (fclose(fp) != 0) ep_die("cannot finish writing '%s': %s", path, strerror(errno));
+    ep_partial_done(partial);
     return 0;
 }

@@ -77,6 +77,13 @@ const char *ops_device_desc(void) {
 #define PICK(name, args) cpu_##name args
 #endif
 
+size_t ops_device_free(void) {
+#ifdef ENTPROG_CUDA
+    if (ON_GPU) return cuda_mem_free();
+#endif
+    return 0;
+}
+
 /* Backend memory: the counting allocator on the CPU, device memory on CUDA. */
 void *ops_alloc(size_t bytes, const char *what) {
 #ifdef ENTPROG_CUDA

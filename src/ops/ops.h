@@ -44,6 +44,8 @@ void ops_pin(void *host, size_t bytes);
 void ops_unpin(void *host);
 /* Backend memory in use and its peak (on the CPU the counting allocator's). */
 size_t ops_mem_in_use(void);
+/* Device memory free now (CUDA); 0 on the CPU, whose limit is the host's. */
+size_t ops_device_free(void);
 size_t ops_mem_peak(void);
 void ops_mem_reset_peak(void);
 void ops_sync(void); /* waits for every queued op (timing) */

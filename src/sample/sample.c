@@ -4,6 +4,7 @@
 #include "core/die.h"
 #include "media/gif_write.h"
 #include "media/png_write.h"
+#include "media/video_write.h"
 #include "core/progress.h"
 #include <math.h>
 #include <stdlib.h>
@@ -233,4 +234,38 @@ void sample_write_gif(const char *path, const SampleSet *s, int i, double fps) {
     }
     gif_close(&g);
     free(rgb), free(index);
+}
+
+/* ---- MP4 (H.264) ---- */
+
+void sample_write_mp4(const char *path, const SampleSet *s, int i, double fps) {
+    int z = sample_zoom(s->H, s->W, SAMPLE_GIF_MIN_PX), w = s->W * z, h = s->H * z;
+    size_t px = (size_t)s->H * s->W;
+    uint8_t *rgb = ep_malloc((size_t)w * h * 3, "MP4 frame");
+    VideoWriter *v = video_write_open(path, w, h, fps);
+    for (int f = 0; f < s->F; f++) {
+        blit(rgb, w, 0, 0, w, h, s->gen_frames + ((size_t)i * s->F + f) * 3 * px, s->W, s->H);
+        video_write_frame(v, rgb);
+    }
+    video_write_close(v);
+    free(rgb);
+}
+
+void sample_write_side_by_side(const char *path, const SampleSet *s, int i, double fps) {
+    int z = sample_zoom(s->H, s->W, SAMPLE_GIF_MIN_PX), cw = s->W * z, ch = s->H * z, gap = SAMPLE_GRID_GAP;
+    int w = 4 * (cw + gap) + gap, h = ch + 2 * gap;
+    size_t px = (size_t)s->H * s->W, ppx = (size_t)s->sH * s->sW;
+    uint8_t *img = ep_malloc((size_t)w * h * 3, "side-by-side frame");
+    memset(img, SAMPLE_GRID_BG, (size_t)w * h * 3);
+    VideoWriter *v = video_write_open(path, w, h, fps);
+    for (int f = 0; f < s->F; f++) {
+        size_t k = (size_t)i * s->F + f;
+        blit(img, w, gap, gap, cw, ch, s->ref_frames + (size_t)i * 3 * px, s->W, s->H);
+        blit(img, w, gap + (cw + gap), gap, cw, ch, s->pose_frames + k * 3 * ppx, s->sW, s->sH);
+        blit(img, w, gap + 2 * (cw + gap), gap, cw, ch, s->gen_frames + k * 3 * px, s->W, s->H);
+        blit(img, w, gap + 3 * (cw + gap), gap, cw, ch, s->truth_frames + k * 3 * px, s->W, s->H);
+        video_write_frame(v, img);
+    }
+    video_write_close(v);
+    free(img);
 }

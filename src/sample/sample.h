@@ -62,3 +62,8 @@ int sample_zoom(int H, int W, int min_px);
 void sample_write_grid(const char *path, const SampleSet *s);
 /* GIF of sample i's generated frames, zoom sample_zoom(H, W, SAMPLE_GIF_MIN_PX), looping. */
 void sample_write_gif(const char *path, const SampleSet *s, int i, double fps);
+/* Sample i's generated frames as an H.264 MP4, zoomed as the GIF. */
+void sample_write_mp4(const char *path, const SampleSet *s, int i, double fps);
+/* Sample i as an H.264 MP4 of cells side by side, as a row of grid.png over
+ * time: reference | pose map | generated | ground truth. */
+void sample_write_side_by_side(const char *path, const SampleSet *s, int i, double fps);

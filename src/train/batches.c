@@ -74,6 +74,7 @@ double trainer_step(Trainer *tr, double *gnorm, double *lr_used) {
     StepResult r;
     train_step(&tr->model, &tr->opt, &tr->comm, &in, &r);
     tr->comm_s = r.comm_s;
+    tr->step_skipped = r.skipped;
     tr->step++;
     tr->samples_seen += tr->model.B;
     *gnorm = r.gnorm;
@@ -86,14 +87,14 @@ double trainer_step(Trainer *tr, double *gnorm, double *lr_used) {
  * slice of R*B samples); probe batches hold B samples whatever R is, each
  * evaluated by one rank in turn, so a CE search sees the same probe set on
  * any number of ranks or rank groups. */
-static double fixed_set_loss(Trainer *tr, uint64_t stream, int batches, int global) {
+static double fixed_set_loss(Trainer *tr, Dataset *ds, uint64_t stream, int batches, int global) {
     Rng rng;
     rng_seed_stream(&rng, tr->deck->train.seed, stream);
     double sum = 0;
     size_t n = x_numel(tr);
     for (int k = 0; k < batches; k++) {
         int mine = global || k % tr->comm.dp.size == tr->comm.dp.rank;
-        draw_batch(tr, tr->val, &rng, 0.0, 0.0, global ? tr->comm.dp.rank : (mine ? 0 : -1));
+        draw_batch(tr, ds, &rng, 0.0, 0.0, global ? tr->comm.dp.rank : (mine ? 0 : -1));
         if (!mine) continue;
         Batch batch = as_batch(&tr->buf);
         model_forward(&tr->model, &batch, tr->buf.eps_hat);
@@ -102,6 +103,8 @@ static double fixed_set_loss(Trainer *tr, uint64_t stream, int batches, int glob
     return dp_sum(&tr->comm.dp, sum) / (global ? tr->comm.dp.size : 1) / batches;
 }
 
-double trainer_validate(Trainer *tr) { return fixed_set_loss(tr, STREAM_VAL, tr->deck->train.val_batches, 1); }
-double trainer_probe(Trainer *tr) { return fixed_set_loss(tr, STREAM_PROBE, tr->deck->prog.probe_batches, 0); }
+double trainer_validate(Trainer *tr) { return fixed_set_loss(tr, tr->val, STREAM_VAL, tr->deck->train.val_batches, 1); }
+double trainer_probe(Trainer *tr) {
+    return fixed_set_loss(tr, tr->probe ? tr->probe : tr->val, STREAM_PROBE, tr->deck->prog.probe_batches, 0);
+}
 

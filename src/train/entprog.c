@@ -44,6 +44,9 @@ void prog_init(Prog *p, const Deck *d) {
     p->train_inputs = g->train_inputs;
     p->reverse = g->reverse;
     p->window = g->search_steps;
+    p->window_epoch = g->search_steps == 0;
+    p->balanced = !strcmp(g->sampling, "balanced");
+    p->probe_videos = g->probe_videos;
     p->max_cand = g->max_candidates;
     if (p->max_cand > PROG_MAX_CAND) ep_die("entprog.max_candidates = %d: at most %d", p->max_cand, PROG_MAX_CAND);
     if (g->grid[0]) {
@@ -54,7 +57,7 @@ void prog_init(Prog *p, const Deck *d) {
             if (p->n_grid == 0 || v > p->grid[p->n_grid - 1]) p->grid[p->n_grid++] = v;
         }
     }
-    if (p->adaptive && p->window * 2 > p->steps / p->K)
+    if (p->adaptive && !p->window_epoch && p->window * 2 > p->steps / p->K)
         ep_die("entprog.search_steps = %d: the search window must fit in half a stage (%d steps / %d stages)",
                p->window, p->steps, p->K);
     /* orders that do not come from CEI */
@@ -81,8 +84,27 @@ void prog_init(Prog *p, const Deck *d) {
 void prog_set_order(Prog *p, const double *cei, const int *order) {
     memcpy(p->cei, cei, p->L * sizeof(double));
     memcpy(p->ranking, order, p->L * sizeof(int));
-    for (int i = 0; i < p->L; i++) p->order[i] = order[p->reverse ? p->L - 1 - i : i];
+    if (p->uses_cei) /* random and depth ("w/o CEI") must never take it */
+        for (int i = 0; i < p->L; i++) p->order[i] = order[p->reverse ? p->L - 1 - i : i];
     p->has_cei = 1;
+}
+
+int prog_probe_holdout(const Deck *d, int train_videos) {
+    const ProgMethod *method = prog_method_find(d->prog.method);
+    if (!method || method->schedule != SCHED_ADAPTIVE || d->prog.probe_videos == 0) return 0;
+    if (d->prog.probe_videos >= train_videos)
+        ep_die("entprog.probe_videos = %d: the training split has only %d videos, some must remain to train on",
+               d->prog.probe_videos, train_videos);
+    return d->prog.probe_videos;
+}
+
+void prog_set_data(Prog *p, int train_videos, int global_batch) {
+    if (!p->window_epoch) return;
+    p->window = (train_videos + global_batch - 1) / global_batch;
+    if (p->adaptive && p->window * 2 > p->steps / p->K)
+        ep_die("entprog.search_steps = 0: one epoch (%d training videos / %d clips per step = %d steps) does not fit "
+               "in half a stage (%d steps / %d stages); set entprog.search_steps to a window that does",
+               train_videos, global_batch, p->window, p->steps, p->K);
 }
 
 long long prog_stage_start(const Prog *p, int k) { return (long long)p->steps * k / p->K; }
@@ -134,12 +156,25 @@ int prog_pick(const Prog *p, const double *ce) {
     return best;
 }
 
-static void prog_record(Prog *p, int stage, long long first_step, int m_star, const int *cand, const double *ce, int n) {
+static void prog_record(Prog *p, int stage, long long first_step, int m_star, const int *cand, const double *ce,
+                        const double *se, int n) {
     if (p->n_rows >= PROG_MAX_STAGES) return;
+    double *se_row = p->se_rows[p->n_rows];
     double *r = p->rows[p->n_rows++];
     for (int i = 0; i < PROG_ROW; i++) r[i] = NAN;
+    for (int i = 0; i < PROG_MAX_CAND; i++) se_row[i] = NAN;
     r[0] = stage, r[1] = (double)first_step, r[2] = m_star;
-    for (int i = 0; i < n; i++) r[3 + 2 * i] = cand[i], r[4 + 2 * i] = ce ? ce[i] : NAN;
+    for (int i = 0; i < n; i++) r[3 + 2 * i] = cand[i], r[4 + 2 * i] = ce ? ce[i] : NAN, se_row[i] = se ? se[i] : NAN;
+}
+
+void prog_ce(const Prog *p, int c, double *ce, double *se) {
+    double n = p->count[c], d = p->drop[c], k = p->cost[c];
+    *ce = n > 0 && k > 0 ? d / k : -INFINITY;
+    *se = NAN;
+    if (n < 2 || !(k > 0)) return;
+    /* ratio estimator: Var(sum d / sum c) ~ n/(n-1) sum (d_i - CE c_i)^2 / (sum c)^2 */
+    double r = *ce, ss = p->drop2[c] - 2 * r * p->dropcost[c] + r * r * p->cost2[c];
+    *se = isnan(ss) ? NAN : sqrt(n / (n - 1) * (ss > 0 ? ss : 0)) / k; /* NaN: sums lost (an older checkpoint) */
 }
 
 double prog_step_cost(const Model *model) {
@@ -163,19 +198,20 @@ StageStart prog_stage_begin(Prog *p, long long step) {
         MethodSchedule sched = p->method->schedule;
         p->m = prog_fixed_m(p, k);
         p->n_cand = 0;
-        prog_record(p, k, step, p->m, &p->m, NULL, sched == SCHED_LINEAR || sched == SCHED_STATIC);
+        prog_record(p, k, step, p->m, &p->m, NULL, NULL, sched == SCHED_LINEAR || sched == SCHED_STATIC);
         return STAGE_FIXED;
     }
     p->n_cand = prog_candidates(p, k, p->m, p->cand);
     if (p->n_cand == 1) {
         p->m = p->cand[0];
-        prog_record(p, k, step, p->m, p->cand, NULL, 1);
+        prog_record(p, k, step, p->m, p->cand, NULL, NULL, 1);
         return STAGE_FIXED;
     }
     if (!p->supernet) return STAGE_TRIALS;
     p->searching = 1;
     p->search_end = step + p->window;
-    for (int c = 0; c < PROG_MAX_CAND; c++) p->drop[c] = p->cost[c] = p->count[c] = 0;
+    for (int c = 0; c < PROG_MAX_CAND; c++)
+        p->drop[c] = p->cost[c] = p->count[c] = p->drop2[c] = p->cost2[c] = p->dropcost[c] = 0;
     return STAGE_SUPERNET;
 }
 
@@ -184,7 +220,11 @@ int prog_window_m(const Prog *p) { return p->cand[p->n_cand - 1]; }
 void prog_supernet_begin(Prog *p, double probe_loss) { p->probe_last = probe_loss; }
 
 int prog_supernet_draw(Prog *p, Rng *rng) {
-    /* uniform among the candidates sampled least so far: random, yet every
+    if (!p->balanced) { /* i.i.d. uniform, as the paper samples m at each step */
+        p->m = p->cand[rng_below(rng, (uint32_t)p->n_cand)];
+        return p->m;
+    }
+    /* balanced: uniform among the candidates sampled least so far, so every
      * candidate gets its share of a short window */
     double least = p->count[0];
     for (int i = 1; i < p->n_cand; i++) least = p->count[i] < least ? p->count[i] : least;
@@ -195,19 +235,21 @@ int prog_supernet_draw(Prog *p, Rng *rng) {
     return p->m;
 }
 
-int prog_supernet_account(Prog *p, double probe_loss, double cost, long long step_after, double *ce) {
+int prog_supernet_account(Prog *p, double probe_loss, double cost, long long step_after, double *ce, double *se) {
     int c = 0;
     while (p->cand[c] != p->m) c++;
-    p->drop[c] += p->probe_last - probe_loss;
+    double d = p->probe_last - probe_loss;
+    p->drop[c] += d;
     p->cost[c] += cost;
     p->count[c] += 1;
+    p->drop2[c] += d * d, p->cost2[c] += cost * cost, p->dropcost[c] += d * cost;
     p->probe_last = probe_loss;
     if (step_after < p->search_end) return 0;
-    for (int i = 0; i < p->n_cand; i++) ce[i] = p->count[i] > 0 && p->cost[i] > 0 ? p->drop[i] / p->cost[i] : -INFINITY;
+    for (int i = 0; i < p->n_cand; i++) prog_ce(p, i, &ce[i], &se[i]);
     int win = prog_pick(p, ce);
     p->searching = 0;
     p->m = p->cand[win];
-    prog_record(p, p->stage, p->search_end - p->window, p->m, p->cand, ce, p->n_cand);
+    prog_record(p, p->stage, p->search_end - p->window, p->m, p->cand, ce, se, p->n_cand);
     return 1;
 }
 
@@ -216,7 +258,7 @@ int prog_trials_decide(Prog *p, const double *ce, long long first_step) {
     for (int c = 1; c < p->n_cand; c++)
         if (ce[c] > ce[win]) win = c;
     p->m = p->cand[win];
-    prog_record(p, p->stage, first_step, p->m, p->cand, ce, p->n_cand);
+    prog_record(p, p->stage, first_step, p->m, p->cand, ce, NULL, p->n_cand); /* one measurement each: no SE */
     return win;
 }
 
@@ -235,11 +277,15 @@ void prog_spend(Prog *p, double seconds) { p->train_s += seconds; }
 /* The progress scalars, by name: /schedule/state/<name> float64 [1]. */
 static const char *SCALARS[] = {"stage", "m", "searching", "search_end", "n_cand", "probe_last", "train_s"};
 #define N_SCALARS ((int)(sizeof SCALARS / sizeof SCALARS[0]))
-/* The per-candidate vectors: /schedule/state/<name> float64 [PROG_MAX_CAND]. */
-static const char *VECTORS[] = {"cand", "drop", "cost", "count"};
+/* The per-candidate vectors: /schedule/state/<name> float64 [PROG_MAX_CAND].
+ * The first N_REQUIRED were there from the start; the sums for CE's
+ * standard error came later (issue 15) and read as 0 from older files. */
+static const char *VECTORS[] = {"cand", "drop", "cost", "count", "drop2", "cost2", "dropcost"};
+#define N_VECTORS ((int)(sizeof VECTORS / sizeof VECTORS[0]))
+#define N_REQUIRED 4
 
 static double *vector_of(Prog *p, int i) {
-    double *v[] = {p->io_cand, p->drop, p->cost, p->count};
+    double *v[N_VECTORS] = {p->io_cand, p->drop, p->cost, p->count, p->drop2, p->cost2, p->dropcost};
     return v[i];
 }
 
@@ -261,15 +307,19 @@ void prog_ckpt_add(Prog *p, CkptState *s, int with_progress) {
     add(s, (CkptArray){"order", p->io_order, p->has_cei ? L : 0, 0, L, 1});
     if (!with_progress) return;
     add(s, (CkptArray){"stages", &p->rows[0][0], p->n_rows, PROG_ROW, PROG_MAX_STAGES, 0});
+    add(s, (CkptArray){"stages_se", &p->se_rows[0][0], p->n_rows, PROG_MAX_CAND, PROG_MAX_STAGES, 0});
+    /* the order blocks unfreeze in (after reverse; random and depth their own): what the run trained */
+    for (int b = 0; b < L; b++) p->io_train_order[b] = p->order[b];
+    add(s, (CkptArray){"train_order", p->io_train_order, L, 0, L, 1});
     double sc[N_SCALARS] = {p->stage, p->m, p->searching, (double)p->search_end, p->n_cand, p->probe_last, p->train_s};
     memcpy(p->io_scalar, sc, sizeof sc);
     for (int c = 0; c < PROG_MAX_CAND; c++) p->io_cand[c] = p->cand[c];
-    static char names[N_SCALARS + 4][32];
+    static char names[N_SCALARS + N_VECTORS][32];
     for (int i = 0; i < N_SCALARS; i++) {
         snprintf(names[i], sizeof names[i], "state/%s", SCALARS[i]);
         add(s, (CkptArray){names[i], &p->io_scalar[i], 1, 0, 1, 0});
     }
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < N_VECTORS; i++) {
         snprintf(names[N_SCALARS + i], sizeof names[0], "state/%s", VECTORS[i]);
         add(s, (CkptArray){names[N_SCALARS + i], vector_of(p, i), PROG_MAX_CAND, 0, PROG_MAX_CAND, 0});
     }
@@ -300,17 +350,26 @@ void prog_ckpt_take(Prog *p, const CkptState *s, int with_progress) {
     }
     if (!with_progress) return;
     p->n_rows = find_array(s, "stages")->rows;
+    if (find_array(s, "stages_se")->rows != p->n_rows) /* a file from before CE's standard error */
+        for (int r = 0; r < PROG_MAX_STAGES; r++)
+            for (int c = 0; c < PROG_MAX_CAND; c++) p->se_rows[r][c] = NAN;
     const CkptArray *named = find_array(s, "state/stage"), *legacy = find_array(s, "progress");
     if (named->rows == 1) {
-        for (int i = 0; i < N_SCALARS + 4; i++) {
+        for (int i = 0; i < N_SCALARS + N_VECTORS; i++) {
             char name[32];
             snprintf(name, sizeof name, "state/%s", i < N_SCALARS ? SCALARS[i] : VECTORS[i - N_SCALARS]);
             const CkptArray *a = find_array(s, name);
+            if (i >= N_SCALARS + N_REQUIRED && a->rows == 0) { /* added later: absent from older files; */
+                double *v = vector_of(p, i - N_SCALARS);     /* a window in flight then reports no SE */
+                for (int c = 0; c < PROG_MAX_CAND; c++) v[c] = NAN;
+                continue;
+            }
             if (a->rows != (i < N_SCALARS ? 1 : PROG_MAX_CAND))
                 ep_die("checkpoint: /schedule/%s is missing or has %d entries (Ent-Prog progress incomplete)", name, a->rows);
         }
     } else if (legacy->rows == 1) {
         take_legacy(p, p->io_legacy);
+        for (int c = 0; c < PROG_MAX_CAND; c++) p->drop2[c] = p->cost2[c] = p->dropcost[c] = NAN; /* SE unknown */
     } else {
         return; /* no progress stored: a checkpoint of a run before its first stage */
     }

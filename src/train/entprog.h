@@ -31,6 +31,9 @@ typedef struct {
     int uses_cei;                 /* method->order == ORDER_CEI */
     int supernet;                 /* search form: 1 supernet, 0 independent trials */
     int train_inputs, window, reverse;
+    int window_epoch;             /* entprog.search_steps = 0: the window is one epoch (prog_set_data) */
+    int balanced;                 /* entprog.sampling = balanced: draw among the least-sampled candidates */
+    int probe_videos;             /* training videos held out as the CE probe set (0: the validation split) */
     int order[EP_MAX_BLOCKS];     /* blocks, first to unfreeze first (after entprog.reverse) */
     int ranking[EP_MAX_BLOCKS];   /* the CEI ranking as computed, highest pi first */
     double cei[EP_MAX_BLOCKS];
@@ -43,18 +46,33 @@ typedef struct {
     long long search_end;         /* first step after the window */
     int n_cand, cand[PROG_MAX_CAND];
     double drop[PROG_MAX_CAND], cost[PROG_MAX_CAND], count[PROG_MAX_CAND];
+    double drop2[PROG_MAX_CAND], cost2[PROG_MAX_CAND], dropcost[PROG_MAX_CAND]; /* sums of squares and
+                                     products of the per-step drops and costs: CE's standard error */
     double probe_last;            /* probe loss before the next supernet step */
     double train_s;               /* training wall time so far (steps, search, probes) */
     int n_rows;
     double rows[PROG_MAX_STAGES][PROG_ROW];
+    double se_rows[PROG_MAX_STAGES][PROG_MAX_CAND]; /* CE's standard error per candidate of each row (NaN: none) */
     /* float64 staging of the checkpoint form (CkptArray holds doubles) */
-    double io_order[EP_MAX_BLOCKS], io_scalar[8], io_cand[PROG_MAX_CAND], io_legacy[PROG_STATE_LEN];
+    double io_order[EP_MAX_BLOCKS], io_train_order[EP_MAX_BLOCKS], io_scalar[8], io_cand[PROG_MAX_CAND],
+        io_legacy[PROG_STATE_LEN];
 } Prog;
 
 /* From the deck; dies naming entprog.* keys that do not fit the model. */
 void prog_init(Prog *p, const Deck *d);
-/* Sets the block order (CEI ranking, or the method's own order). */
+/* Records the CEI scores and ranking; the block order follows the ranking
+ * only for methods whose order is CEI's (random and depth keep their own). */
 void prog_set_order(Prog *p, const double *cei, const int *order);
+/* Training videos held out from the training split as the CE probe set for
+ * this deck's method (0: it has no search, or entprog.probe_videos = 0). */
+int prog_probe_holdout(const Deck *d, int train_videos);
+/* With the training split's size known: an epoch-long window (search_steps
+ * = 0) is ceil(videos / global batch) steps; dies when a window does not fit
+ * in half a stage. */
+void prog_set_data(Prog *p, int train_videos, int global_batch);
+/* CE = sum of drops / sum of costs and its standard error (the ratio
+ * estimator's, over the n >= 2 steps; NaN below) from the sums kept per candidate. */
+void prog_ce(const Prog *p, int c, double *ce, double *se);
 /* First step of stage k (k = K: the end). */
 long long prog_stage_start(const Prog *p, int k);
 /* The stage a step belongs to. */
@@ -87,12 +105,14 @@ StageStart prog_stage_begin(Prog *p, long long step);
 /* The largest candidate: the trainable set whose memory a search window holds. */
 int prog_window_m(const Prog *p);
 void prog_supernet_begin(Prog *p, double probe_loss);
-/* This step's candidate, drawn uniformly among those sampled least so far; sets p->m. */
+/* This step's candidate, drawn i.i.d. uniformly over the candidates (the
+ * paper's), or with sampling = balanced uniformly among those sampled least
+ * so far; sets p->m. */
 int prog_supernet_draw(Prog *p, Rng *rng);
 /* After a window step of p->m that cost `cost`, with the probe loss now:
  * accounts it; at the window's end (step_after = search_end) decides m*,
  * records the stage, writes CE(m) to ce and returns 1. */
-int prog_supernet_account(Prog *p, double probe_loss, double cost, long long step_after, double *ce);
+int prog_supernet_account(Prog *p, double probe_loss, double cost, long long step_after, double *ce, double *se);
 /* A trials search ended with CE(m) of every candidate: m* = the winner's (returned as its index). */
 int prog_trials_decide(Prog *p, const double *ce, long long first_step);
 /* A trials rank group trains candidate c now (p->m, for the log). */

@@ -2,12 +2,13 @@
 #include <string.h>
 
 /* name | printf format | meaning. The first column, kind, is train, search
- * (a step inside an Ent-Prog search window) or val. */
+ * (a step inside an Ent-Prog search window), val, or probe (the CE probe
+ * loss measured in a search: loss, m and cost; src/train/stages.c). */
 static const struct {
     const char *name, *fmt, *meaning;
 } COLUMNS[MC_COUNT] = {
     [MC_STEP] = {"step", "%.0f", "optimizer steps done (the row's step is complete)"},
-    [MC_LOSS] = {"loss", "%.17g", "batch epsilon-MSE averaged over ranks (val: mean over the fixed validation set)"},
+    [MC_LOSS] = {"loss", "%.17g", "batch epsilon-MSE averaged over ranks (val: mean over the fixed validation set; probe: over the CE probe set)"},
     [MC_GRAD_NORM] = {"grad_norm", "%.6g", "global gradient norm before clipping"},
     [MC_LR] = {"lr", "%.6g", "learning rate of the step"},
     [MC_MS_PER_STEP] = {"ms_per_step", "%.3f", "wall time of the step, ms"},
@@ -18,6 +19,7 @@ static const struct {
     [MC_MEM_PEAK_MIB] = {"mem_peak_mib", "%.1f", "backend allocator's peak since the stage began, MiB"},
     [MC_TRAIN_S] = {"train_s", "%.3f", "training wall time so far (steps, searches, probes), s"},
     [MC_COMM_MS] = {"comm_ms", "%.3f", "time the step spent exchanging gradients and parameters, ms"},
+    [MC_COST] = {"cost", "%.17g", "probe rows: the cost CE divides by of the search step just taken (s, or the cost model's units)"},
 };
 
 void metrics_set(MetricsRow *r, MetricsColumn c, double value) {

@@ -55,7 +55,43 @@ void optim_copy(Optimizer *dst, const Optimizer *src) {
     }
 }
 
-void optim_fit(Optimizer *o, const uint8_t *keep) {
+/* One moment buffer refitted to the layout off: the moments of tensors kept
+ * from the old layout are carried across in `stage` (scratch whose contents
+ * are dead, or a temporary of their size), the old buffer is freed before the
+ * new one is allocated. So the old and new buffers are never held together:
+ * what once made a stage boundary hold old + new moments (issue 15). */
+static float *refit_buffer(Optimizer *o, float *old, const size_t *off, size_t size, float *scratch, size_t cap) {
+    const ParamTable *pt = o->pt;
+    size_t kept = 0;
+    for (int i = 0; i < pt->n; i++) {
+        size_t a, b;
+        part(o, &pt->info[i], &a, &b);
+        if (off[i] != NONE && o->off[i] != NONE) kept += b - a;
+    }
+    float *stage = scratch && kept <= cap ? scratch : kept ? ops_alloc(kept * sizeof(float), "moments across a refit") : NULL;
+    size_t at = 0;
+    for (int i = 0; i < pt->n; i++) {
+        size_t a, b;
+        part(o, &pt->info[i], &a, &b);
+        if (off[i] == NONE || o->off[i] == NONE) continue;
+        ops_copy(stage + at, old + o->off[i], (b - a) * sizeof(float));
+        at += b - a;
+    }
+    ops_free(old);
+    float *fresh = ops_alloc(size * sizeof(float), "optimizer moments"); /* zeroed: new tensors start at 0 */
+    at = 0;
+    for (int i = 0; i < pt->n; i++) {
+        size_t a, b;
+        part(o, &pt->info[i], &a, &b);
+        if (off[i] == NONE || o->off[i] == NONE) continue;
+        ops_copy(fresh + off[i], stage + at, (b - a) * sizeof(float));
+        at += b - a;
+    }
+    if (stage != scratch) ops_free(stage);
+    return fresh;
+}
+
+void optim_refit(Optimizer *o, const uint8_t *keep, float *scratch, size_t scratch_floats) {
     const ParamTable *pt = o->pt;
     size_t *off = ep_malloc(pt->n * sizeof(size_t), "optimizer layout"), size = 0;
     for (int i = 0; i < pt->n; i++) {
@@ -64,23 +100,16 @@ void optim_fit(Optimizer *o, const uint8_t *keep) {
         off[i] = keep[i] ? size : NONE;
         if (keep[i]) size += b - a;
     }
-    float *m = ops_alloc(size * sizeof(float), "optimizer moments");
-    float *v = o->kind == OPT_ADAMW ? ops_alloc(size * sizeof(float), "optimizer moments") : NULL;
-    for (int i = 0; i < pt->n; i++) {
-        if (off[i] != NONE && o->off[i] != NONE) {
-            size_t a, b;
-            part(o, &pt->info[i], &a, &b);
-            size_t n = (b - a) * sizeof(float);
-            ops_copy(m + off[i], o->m + o->off[i], n);
-            if (v) ops_copy(v + off[i], o->v + o->off[i], n);
-        }
+    /* one buffer after the other: m is refitted while v is still the old one */
+    o->m = refit_buffer(o, o->m, off, size, scratch, scratch_floats);
+    if (o->kind == OPT_ADAMW) o->v = refit_buffer(o, o->v, off, size, scratch, scratch_floats);
+    for (int i = 0; i < pt->n; i++)
         if (off[i] == NONE || o->off[i] == NONE) o->t[i] = 0; /* released or new: counts restart */
-    }
-    ops_free(o->m);
-    ops_free(o->v);
     free(o->off);
-    o->m = m, o->v = v, o->off = off, o->size = size;
+    o->off = off, o->size = size;
 }
+
+void optim_fit(Optimizer *o, const uint8_t *keep) { optim_refit(o, keep, NULL, 0); }
 
 size_t optim_gather(const Optimizer *o, MPI_Comm comm, float **m_full, float **v_full) {
     int R = 1;

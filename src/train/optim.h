@@ -34,6 +34,12 @@ void optim_copy(Optimizer *dst, const Optimizer *src);
  * update counts of kept tensors are preserved, new ones start at zero, the
  * others are released. */
 void optim_fit(Optimizer *o, const uint8_t *keep);
+/* The same, never holding the old and the new moments at once: scratch
+ * (scratch_floats floats of backend memory whose contents are dead, e.g. the
+ * gradient buffer between steps) carries the kept moments across; without
+ * it (or too small) a temporary of their size does. Peak over the refit:
+ * max(old, new) moments with scratch, old + new - (dropped) without. */
+void optim_refit(Optimizer *o, const uint8_t *keep, float *scratch, size_t scratch_floats);
 /* One update of this shard's part of every tensor that has a gradient
  * (grad_off[i] != (size_t)-1: the gradient of element j of tensor i is at
  * grads[grad_off[i] + j]), scaled by grad_scale first (clipping). Such a

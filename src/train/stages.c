@@ -11,6 +11,7 @@
 #include "core/mem.h"
 #include "ops/ops.h"
 #include "train/cei.h"
+#include "train/metrics.h"
 #include "train/stages.h"
 #include "io/ckpt_schedule.h"
 #include <math.h>
@@ -22,7 +23,21 @@ static int root(const Trainer *tr) { return tr->rank == 0; }
 void stages_apply(Trainer *tr, int m, int exact) {
     prog_mask(&tr->prog, &tr->model, m, tr->mask);
     model_set_trainable(&tr->model, tr->mask, exact);
-    if (exact) optim_fit(&tr->opt, tr->mask);
+    if (!exact) return;
+    /* between steps the gradients are dead (train_step zeroes them first):
+     * they carry the kept moments across, so old and new moments are never
+     * held together. Kept tensors train, so they fit in the gradient buffer. */
+    tr->model.cgrads_zero = 0;
+    optim_refit(&tr->opt, tr->mask, tr->model.cgrads, tr->model.grad_cap);
+}
+
+/* Every change of the trainable set between phases (stages, search windows)
+ * goes through here, so each phase's peak is measured the same way: from
+ * after its refit. The refit itself holds no more than the larger of the
+ * two phases (optim_refit), so neither's peak hides or gains it. */
+static void apply_phase(Trainer *tr, int m) {
+    stages_apply(tr, m, 1);
+    ops_mem_reset_peak();
 }
 
 static int count_blocks(const Trainer *tr) {
@@ -36,7 +51,7 @@ static int count_blocks(const Trainer *tr) {
     return n;
 }
 
-static void report_stage(Trainer *tr, int k, const double *ce) {
+static void report_stage(Trainer *tr, int k, const double *ce, const double *se) {
     if (!root(tr)) return;
     Prog *p = &tr->prog;
     printf("stage %d/%d (steps %lld-%lld), at step %lld: m = %d blocks train (%d with a trainable tensor), "
@@ -44,11 +59,28 @@ static void report_stage(Trainer *tr, int k, const double *ce) {
            p->m, count_blocks(tr), tr->model.first_bwd);
     if (ce) {
         printf("; CE(m) =");
-        for (int i = 0; i < p->n_cand; i++) printf(" %d:%.4g", p->cand[i], ce[i]);
+        for (int i = 0; i < p->n_cand; i++) {
+            printf(" %d:%.4g", p->cand[i], ce[i]);
+            if (se && !isnan(se[i])) printf(" (SE %.2g, %.0f steps)", se[i], p->count[i]);
+        }
     }
     printf("; memory now %.1f MiB (gradients %.1f, optimizer %.1f)\n", ops_mem_in_use() / 1048576.0,
            tr->model.grad_cap * 4.0 / 1048576.0, tr->opt.size * 4.0 * (tr->opt.v ? 2 : 1) / 1048576.0);
     fflush(stdout);
+}
+
+/* A probe row of metrics.csv: the probe loss CE is measured on and, after a
+ * search step, the candidate and the cost CE divides by (m, cost; empty at a
+ * window's start), so CE(m) can be recomputed from the log alone. */
+static void log_probe(Trainer *tr, double loss, int m, double cost) {
+    if (!tr->metrics) return;
+    MetricsRow r = {.kind = "probe"};
+    metrics_set(&r, MC_STEP, (double)tr->step);
+    metrics_set(&r, MC_LOSS, loss);
+    metrics_set(&r, MC_STAGE, tr->prog.stage);
+    if (m > 0) metrics_set(&r, MC_M, m), metrics_set(&r, MC_COST, cost);
+    metrics_set(&r, MC_TRAIN_S, tr->prog.train_s);
+    metrics_write_row(tr->metrics, &r);
 }
 
 static void report_peak(Trainer *tr) {
@@ -198,6 +230,7 @@ static void trials_begin(Trainer *tr, int m_before) {
     t->probe0 = trainer_probe(tr);
     snap_take(&t->start, tr, world.comm);
     prog_spend(p, clock_s() - t0);
+    log_probe(tr, t->probe0, 0, 0);
     MPI_Comm_split(world.comm, t->group >= 0 ? t->group : MPI_UNDEFINED, world.rank, &t->gcomm);
     for (int c = 0; c < p->n_cand; c++) t->ce[c] = -INFINITY;
     t->c = t->group;
@@ -231,6 +264,7 @@ static void trials_after_step(Trainer *tr, double seconds) {
             double a = clock_s(), probe = trainer_probe(tr);
             prog_spend(p, clock_s() - a);
             t->ce[t->c] = t->cost > 0 ? (t->probe0 - probe) / t->cost : -INFINITY;
+            log_probe(tr, probe, p->cand[t->c], t->cost);
             if (t->best_c < 0 || t->ce[t->c] > t->ce[t->best_c]) { /* strictly better: ties keep the smaller m */
                 t->best_c = t->c;
                 snap_take(&t->best, tr, t->gcomm);
@@ -247,14 +281,13 @@ static void trials_after_step(Trainer *tr, double seconds) {
     int win = prog_trials_decide(p, all, t->first);
     snap_bcast(&t->best, tr, (win % t->G) * t->q, tr->all.comm);
     snap_give(&t->best, tr);
-    stages_apply(tr, p->m, 1);
     if (root(tr))
         printf("stage %d search: %d candidates on %d group%s of %d rank%s, %.2f s wall, peak memory (allocator) %.1f MiB\n",
                p->stage + 1, p->n_cand, t->G, t->G > 1 ? "s" : "", t->q, t->q > 1 ? "s" : "", clock_s() - t->t_search,
                ops_mem_peak() / 1048576.0);
-    ops_mem_reset_peak(); /* from here the stage's own peak */
+    apply_phase(tr, p->m); /* from here the stage's own peak */
     trials_free(tr);
-    report_stage(tr, p->stage, all);
+    report_stage(tr, p->stage, all, NULL);
 }
 
 void stages_abandon_search(Trainer *tr) {
@@ -282,29 +315,31 @@ int stages_before_step(Trainer *tr) {
     int k = prog_stage_of(p, tr->step), m_before = p->m;
     if (k <= p->stage) return 1;
     report_peak(tr);
-    ops_mem_reset_peak();
     switch (prog_stage_begin(p, tr->step)) {
     case STAGE_NONE:
         return 1;
     case STAGE_FIXED:
-        stages_apply(tr, p->m, 1);
-        report_stage(tr, k, NULL);
+        apply_phase(tr, p->m);
+        report_stage(tr, k, NULL, NULL);
         return 1;
     case STAGE_TRIALS:
+        ops_mem_reset_peak(); /* the search's peak: its snapshots and every candidate's refits */
         trials_begin(tr, m_before);
         return trials_stepping(tr);
     case STAGE_SUPERNET:
         break;
     }
     /* supernet window: memory for the largest candidate, shared weights */
-    stages_apply(tr, prog_window_m(p), 1);
-    double t0 = clock_s();
-    prog_supernet_begin(p, trainer_probe(tr));
+    apply_phase(tr, prog_window_m(p));
+    double t0 = clock_s(), probe0 = trainer_probe(tr);
+    prog_supernet_begin(p, probe0);
     prog_spend(p, clock_s() - t0);
+    log_probe(tr, probe0, 0, 0);
     if (root(tr)) {
         printf("stage %d/%d from step %lld: supernet search over m in {", k + 1, p->K, tr->step);
         for (int c = 0; c < p->n_cand; c++) printf(c ? ", %d" : "%d", p->cand[c]);
-        printf("} for %d steps\n", p->window);
+        printf("} for %d steps%s, m drawn %s\n", p->window, p->window_epoch ? " (one epoch)" : "",
+               p->balanced ? "among the least drawn" : "uniformly (i.i.d.)");
     }
     return stages_before_step(tr); /* the window's first step picks its candidate */
 }
@@ -318,12 +353,12 @@ void stages_after_step(Trainer *tr, double seconds) {
     if (!p->searching) return;
     double t0 = clock_s(), probe = trainer_probe(tr);
     prog_spend(p, clock_s() - t0);
-    double ce[PROG_MAX_CAND];
-    if (!prog_supernet_account(p, probe, step_cost(tr, seconds), tr->step, ce)) return;
+    double ce[PROG_MAX_CAND], se[PROG_MAX_CAND], cost = step_cost(tr, seconds);
+    log_probe(tr, probe, p->m, cost);
+    if (!prog_supernet_account(p, probe, cost, tr->step, ce, se)) return;
     if (root(tr)) printf("stage %d search window peak memory (allocator): %.1f MiB\n", p->stage + 1, ops_mem_peak() / 1048576.0);
-    stages_apply(tr, p->m, 1);
-    ops_mem_reset_peak(); /* from here the stage's own peak */
-    report_stage(tr, p->stage, ce);
+    apply_phase(tr, p->m); /* from here the stage's own peak */
+    report_stage(tr, p->stage, ce, se);
 }
 
 void stages_rank_blocks(Trainer *tr, const char *init_path) {

@@ -92,6 +92,8 @@ void train_step(Model *m, Optimizer *opt, StepComm *c, const StepInput *in, Step
     }
     out->comm_s = clock_s() - c0;
     out->gnorm = sqrt(dp_sum(&c->dp, op_sum_squares(m->cgrads + lo, n_mine)));
+    out->skipped = !isfinite(out->loss) || !isfinite(out->gnorm);
+    if (out->skipped) return; /* every rank sees the same sums: all skip together */
     optim_step(opt, m->w, m->cgrads, m->grad_off, in->lr, clip_scale(out->gnorm, in->grad_clip));
     model_params_changed_on_device(m);
     c0 = clock_s();

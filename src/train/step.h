@@ -35,8 +35,12 @@ typedef struct {
     double loss;   /* the batch loss, averaged over the ranks */
     double gnorm;  /* the global gradient norm before clipping */
     double comm_s; /* seconds spent exchanging gradients and parameters */
+    int skipped;   /* the loss or the gradient norm was not finite (on some rank): no update */
 } StepResult;
 
+/* A non-finite loss or gradient norm on any rank is seen by all (both are
+ * sums over the ranks): then the step changes nothing (no update, no EMA)
+ * and says so in StepResult.skipped. */
 /* Allocates the exchange buffers for a model over dp (nccl may be NULL). */
 void step_comm_init(StepComm *c, const Dp *dp, struct DpNccl *nccl, size_t total_params);
 void step_comm_free(StepComm *c);

@@ -3,6 +3,7 @@
 #include "train/metrics.h"
 #include "ops/ops.h"
 #include "io/checkpoint.h"
+#include "io/weights.h"
 #include "mpi/dp.h"
 #include "mpi/dp_nccl.h"
 #include <math.h>
@@ -54,10 +55,27 @@ static int list_ckpts(const char *dir, long long *steps, int cap) {
     return n;
 }
 
+/* ckpt_*.h5.tmp left by a run killed while writing (never a checkpoint: a
+ * checkpoint is renamed into place only when complete): removed by rank 0. */
+static void remove_stale_tmps(const Trainer *tr, const char *dir) {
+    DIR *d = tr->rank == 0 ? opendir(dir) : NULL;
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (strncmp(e->d_name, "ckpt_", 5) || n < 8 || strcmp(e->d_name + n - 7, ".h5.tmp")) continue;
+        char path[DECK_PATH_MAX + 300];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (remove(path) == 0) printf("removed '%s', left by an interrupted checkpoint write\n", path);
+    }
+    closedir(d);
+}
+
 /* Never overwrite a checkpoint of an earlier run: a fresh run needs an out_dir
  * without checkpoints, a resumed one no checkpoint past its start. */
 static void guard_out_dir(const Trainer *tr, int resuming) {
     const char *dir = tr->deck->train.out_dir;
+    remove_stale_tmps(tr, dir);
     long long steps[4096];
     int n = list_ckpts(dir, steps, 4096);
     if (n == 0) return;
@@ -100,29 +118,57 @@ static void host_copies_done(Trainer *tr, HostCopies *h, int upload) {
     mem_free(h->m), mem_free(h->v), mem_free(h->ema);
 }
 
+/* The environment settings that change results (the GPU paths, the gradient
+ * exchange), in one string: recorded in checkpoints and printed at start;
+ * resuming under other settings is said (the run goes on, but not bit for
+ * bit as before). The CPU backend reads none of them. */
+static const char *NUMERICS_ENV[] = {"ENTPROG_GEMM", "ENTPROG_ATTN", "ENTPROG_ATTN_BANK", "ENTPROG_COMM",
+                                     "ENTPROG_SIM_DEVICE"};
+
+static void numerics_string(const Trainer *tr, char *buf, size_t n) {
+    int at = snprintf(buf, n, "backend=%s", tr->deck->train.backend);
+    for (size_t i = 0; i < sizeof NUMERICS_ENV / sizeof *NUMERICS_ENV && at < (int)n; i++) {
+        const char *v = getenv(NUMERICS_ENV[i]);
+        at += snprintf(buf + at, n - at, ";%s=%s", NUMERICS_ENV[i], v ? v : "");
+    }
+}
+
 static CkptState ckpt_state(Trainer *tr) {
     CkptState s = {.pt = &tr->model.pt, .shape = tr->model.shape, .params = tr->model.params,
                    .m = tr->opt.m, .v = tr->opt.v, .opt_off = tr->opt.off, .opt_t = tr->opt.t, .ema = tr->ema,
                    .step = tr->step, .samples_seen = tr->samples_seen, .n_rng = 1, .deck_text = tr->deck->text};
     s.rng[0] = tr->rng;
+    numerics_string(tr, s.numerics, sizeof s.numerics);
     prog_ckpt_add(&tr->prog, &s, 1);
     return s;
 }
 
-/* SIGUSR1 only sets a flag; the ranks act on it together between steps. */
-static volatile sig_atomic_t usr1_seen;
-static void on_usr1(int sig) {
-    (void)sig;
-    usr1_seen = 1;
+/* SIGUSR1 (Slurm's warning before the time limit), SIGTERM (scancel,
+ * preemption) and SIGINT (Ctrl-C) only set a flag; the ranks act on it
+ * together between steps: checkpoint, then exit. A second SIGINT stops at
+ * once (the newest checkpoint on disk stays the one to resume from). */
+static volatile sig_atomic_t stop_signal;
+static void on_stop(int sig) {
+    if (sig == SIGINT && stop_signal == SIGINT) {
+        signal(SIGINT, SIG_DFL);
+        raise(SIGINT);
+    }
+    stop_signal = sig;
 }
 
-static void catch_usr1(void) {
+static void catch_stop_signals(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_usr1;
+    sa.sa_handler = on_stop;
     sa.sa_flags = SA_RESTART; /* MPI and HDF5 calls carry on */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+static const char *signal_name(int sig) {
+    return sig == SIGUSR1 ? "SIGUSR1" : sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "a signal";
 }
 
 /* What a later stage can hold at most: every block training (and the input
@@ -138,6 +184,69 @@ static void print_most_memory(const Trainer *tr) {
     printf("  memory if every block trains (the largest stage): gradients %.1f MiB, optimizer %.1f MiB, "
            "activations %.1f MiB, backward scratch %.1f MiB; %.1f MiB with the parameters, plus the trainer's buffers\n",
            grads * mib, opt * mib, act * mib, scratch * mib, (m->pt.total + grads + opt + act + scratch) * mib);
+}
+
+/* What this process may use of the host's memory: the cgroup's limit
+ * (v2, then v1) when there is one, else the physical memory; 0 if unknown. */
+static double host_limit_bytes(char *source, size_t n) {
+    const char *files[] = {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(files[i], "r");
+        char buf[64] = "";
+        if (!f) continue;
+        int ok = fgets(buf, sizeof buf, f) != NULL;
+        fclose(f);
+        double v = ok ? strtod(buf, NULL) : 0;
+        if (ok && strncmp(buf, "max", 3) && v > 0 && v < 1e18) { /* v1 says "no limit" with a huge number */
+            snprintf(source, n, "the cgroup limit (%s)", files[i]);
+            return v;
+        }
+    }
+    FILE *f = fopen("/proc/meminfo", "r");
+    double kib = 0;
+    if (f) {
+        if (fscanf(f, "MemTotal: %lf kB", &kib) != 1) kib = 0;
+        fclose(f);
+    }
+    snprintf(source, n, "the physical memory (/proc/meminfo)");
+    return kib * 1024;
+}
+
+/* Before the activations are allocated: the memory the largest stage needs on
+ * the host (every block training), times the ranks on this node, against
+ * what the node lets this job use. A run that cannot fit is refused now with
+ * the plan and the keys that shrink it, not killed later by the kernel. */
+static void check_memory_fits(const Trainer *tr) {
+    const Model *m = &tr->model;
+    uint8_t *all = ep_malloc(m->pt.n, "plan mask");
+    for (int i = 0; i < m->pt.n; i++) all[i] = tr->prog.method->trains == TRAINS_ALL || i >= m->pt.blk0 || tr->prog.train_inputs;
+    size_t act, scratch, grads;
+    model_plan_mask(m, all, tr->deck->train.batch, m->shape.F, &act, &scratch, &grads);
+    free(all);
+    double opt = grads * (tr->opt.kind == OPT_ADAMW ? 2.0 : 1.0) / tr->all.size; /* ZeRO-1: a shard per rank */
+    double need = 4.0 * ((double)m->pt.total * (tr->ema ? 2 : 1) + grads + opt + act + scratch);
+    double gib = 1024.0 * 1024 * 1024;
+    if (!ops_host_memory()) { /* a GPU rank: its device's free memory (parameters and moments are already on it) */
+        double have = (double)ops_device_free() + (double)ops_mem_in_use();
+        if (have <= 0 || need <= have) return;
+        ep_die("train: the plan needs %.2f GiB on the GPU (parameters, gradients, optimizer, activations %.2f GiB, "
+               "backward scratch, for the largest stage), more than the %.2f GiB free on it. Shrink it with train.batch "
+               "(now %d) or train.recompute = 1 (now %d); bench_step <deck> --backend cuda --plan shows the plan",
+               need / gib, 4.0 * act / gib, have / gib, tr->deck->train.batch, tr->deck->train.recompute);
+    }
+    MPI_Comm node;
+    int local = 1;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    MPI_Comm_size(node, &local);
+    MPI_Comm_free(&node);
+    char source[128];
+    double limit = host_limit_bytes(source, sizeof source);
+    if (limit <= 0 || need * local <= limit) return;
+    ep_die("train: the plan needs %.2f GiB per rank (parameters, gradients, optimizer, activations %.2f GiB, backward "
+           "scratch, for the largest stage) x %d rank%s on this node = %.2f GiB, more than %.2f GiB, %s. Shrink it with "
+           "train.batch (now %d) or train.recompute = 1 (now %d), or use fewer ranks per node",
+           need / gib, 4.0 * act / gib, local, local > 1 ? "s" : "", need * local / gib, limit / gib, source,
+           tr->deck->train.batch, tr->deck->train.recompute);
 }
 
 /* The gradient exchange: NCCL between GPU ranks when ENTPROG_COMM=nccl, else MPI (NULL). */
@@ -157,6 +266,12 @@ static void open_data(Trainer *tr) {
     char path[DECK_PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/train.h5", deck->data.dir);
     tr->train = dataset_open(path, &deck->model, deck->data.frame_stride);
+    int n = dataset_videos(tr->train), hold = prog_probe_holdout(deck, n);
+    if (hold) { /* Ent-Prog's CE probe set: the last training videos, which training never draws */
+        tr->probe = dataset_open(path, &deck->model, deck->data.frame_stride);
+        dataset_restrict(tr->probe, n - hold, hold);
+        dataset_restrict(tr->train, 0, n - hold);
+    }
     snprintf(path, sizeof path, "%s/val.h5", deck->data.dir);
     tr->val = dataset_open(path, &deck->model, deck->data.frame_stride);
 }
@@ -178,7 +293,6 @@ static void create_state(Trainer *tr) {
     tr->opt.weight_decay = tc->weight_decay, tr->opt.momentum = tc->momentum;
     if (tc->ema > 0) tr->ema = ops_alloc(tr->model.pt.total * sizeof(float), "EMA weights");
     diffusion_init(&tr->diff);
-    batches_alloc(&tr->buf, &tr->model.shape, tc->batch);
     rng_seed_stream(&tr->rng, tc->seed, STREAM_TRAIN);
 }
 
@@ -202,30 +316,44 @@ static void load_resume(Trainer *tr, const char *resume) {
     tr->samples_seen = s.samples_seen;
     tr->rng = s.rng[0];
     prog_ckpt_take(&tr->prog, &s, 1);
+    char now[256];
+    numerics_string(tr, now, sizeof now);
+    if (tr->rank == 0 && s.numerics[0] && strcmp(now, s.numerics))
+        ep_warn("--resume '%s' was written with %s; this run has %s: it goes on, but its results will differ from "
+                "a run that never stopped", resume, s.numerics, now);
 }
 
 /* Weights (and a CEI ranking, if the file has one) from train.init. */
 static void load_init(Trainer *tr, const char *init) {
     CkptState s = {.pt = &tr->model.pt, .shape = tr->deck->model, .params = tr->model.params};
     prog_ckpt_add(&tr->prog, &s, 0);
-    ckpt_load(init, &s, MPI_COMM_WORLD);
+    weights_load(init, &s, MPI_COMM_WORLD); /* HDF5 or safetensors */
     prog_ckpt_take(&tr->prog, &s, 0);
+}
+
+/* metrics.csv's rows so far on disk; a failed write (a full disk) is an error naming it. */
+static void metrics_flush(Trainer *tr) {
+    if (!tr->metrics) return;
+    if (fflush(tr->metrics) != 0 || ferror(tr->metrics))
+        ep_die("cannot write '%s': %s", tr->metrics_path, strerror(errno));
 }
 
 static void open_metrics(Trainer *tr, int resuming) {
     const TrainConfig *tc = &tr->deck->train;
-    char path[DECK_PATH_MAX + 16];
-    snprintf(path, sizeof path, "%s/metrics.csv", tc->out_dir);
+    char *path = tr->metrics_path;
+    snprintf(path, sizeof tr->metrics_path, "%s/metrics.csv", tc->out_dir);
     tr->metrics = tr->rank == 0 ? fopen(path, resuming ? "a" : "w") : NULL; /* rank 0 logs for all */
     if (tr->rank == 0 && !tr->metrics) ep_die("cannot write '%s': %s", path, strerror(errno));
     if (tr->metrics && ftell(tr->metrics) == 0) metrics_write_header(tr->metrics);
+    metrics_flush(tr);
 }
 
 static void print_start(const Trainer *tr, const char *how) {
     const Deck *deck = tr->deck;
     const TrainConfig *tc = &deck->train;
     if (tr->rank != 0) return;
-    char arch[96];
+    char arch[96], numerics[256];
+    numerics_string(tr, numerics, sizeof numerics);
     shape_describe(&deck->model, arch, sizeof arch);
     printf("entprog train: %s, %zu parameters, backend %s, %s at step %lld, method %s\n", arch,
            tr->model.pt.total, ops_backend_name(), how, tr->step, prog_method_name(&tr->prog));
@@ -238,11 +366,12 @@ static void print_start(const Trainer *tr, const char *how) {
            tr->model.act_floats * 4.0 / 1048576.0, tc->recompute ? " (blocks recomputed in backward)" : "",
            tr->model.scratch_floats * 4.0 / 1048576.0);
     if (tr->prog.method->trains != TRAINS_ALL) print_most_memory(tr);
+    printf("  numerics: %s\n", numerics);
     fflush(stdout);
 }
 
 void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
-    catch_usr1(); /* from here a USR1 is remembered and acted on at the first step boundary */
+    catch_stop_signals(); /* from here a stop signal is remembered and acted on at the first step boundary */
     memset(tr, 0, sizeof *tr);
     tr->deck = deck;
     tr->last_saved = -1;
@@ -255,6 +384,7 @@ void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
     if (tr->rank == 0) printf("backend %s: %s\n", ops_backend_name(), ops_device_desc());
     open_data(tr);
     create_state(tr);
+    prog_set_data(&tr->prog, dataset_drawn_videos(tr->train), tc->batch * tr->all.size); /* an epoch-long window */
 
     const char *how = "initialised from scratch";
     if (resume) {
@@ -275,6 +405,8 @@ void trainer_setup(Trainer *tr, const Deck *deck, const char *resume) {
     Prog *p = &tr->prog;
     prog_mask(p, &tr->model, p->searching ? prog_window_m(p) : p->m, tr->mask);
     model_set_trainable(&tr->model, tr->mask, 1);
+    check_memory_fits(tr);
+    batches_alloc(&tr->buf, &tr->model.shape, tc->batch);
     model_set_batch(&tr->model, tc->batch, deck->model.F);
     if (!resume) optim_fit(&tr->opt, tr->mask);
     step_comm_init(&tr->comm, &tr->all, nccl, tr->model.pt.total);
@@ -318,6 +450,41 @@ static void prune_ckpts(const Trainer *tr) {
     }
 }
 
+/* Index of the first non-finite value of x[0..n), or n. */
+static size_t first_nonfinite(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return n;
+}
+
+/* No checkpoint holds a non-finite value: the weights (named), the EMA and
+ * this rank's moments are checked first; every rank learns the verdict. */
+static void refuse_nonfinite(Trainer *tr, const CkptState *s, const char *path) {
+    const ParamTable *pt = &tr->model.pt;
+    char what[160] = "";
+    size_t i = first_nonfinite(s->params, pt->total);
+    const float *ema = s->ema;
+    if (i < pt->total) {
+        for (int k = 0; k < pt->n; k++)
+            if (i >= pt->info[k].offset && i < pt->info[k].offset + pt->info[k].numel)
+                snprintf(what, sizeof what, "parameter %s", pt->info[k].name);
+    } else if (ema && first_nonfinite(ema, pt->total) < pt->total) {
+        snprintf(what, sizeof what, "the EMA weights");
+    } else if (s->m && (first_nonfinite(s->m, tr->opt.size) < tr->opt.size ||
+                        (s->v && first_nonfinite(s->v, tr->opt.size) < tr->opt.size))) {
+        snprintf(what, sizeof what, "the optimizer moments");
+    }
+    int bad = what[0] != 0, any = bad;
+    MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (!any) return;
+    char last[DECK_PATH_MAX + 64] = "none was written";
+    if (tr->last_saved >= 0) ckpt_path(tr, tr->last_saved, last, sizeof last);
+    if (bad) ep_die("train: not writing checkpoint '%s': %s holds a non-finite value at step %lld (the run has "
+                    "diverged); the newest checkpoint: %s", path, what, tr->step, last);
+    MPI_Barrier(MPI_COMM_WORLD); /* the rank that found it takes the job down */
+    ep_die("train: not writing checkpoint '%s': another rank found a non-finite value", path);
+}
+
 void trainer_save(Trainer *tr) {
     char path[DECK_PATH_MAX + 32];
     ckpt_path(tr, tr->step, path, sizeof path);
@@ -325,6 +492,7 @@ void trainer_save(Trainer *tr) {
     CkptState s = ckpt_state(tr);
     HostCopies hc;
     host_copies(tr, &s, &hc, 1);
+    refuse_nonfinite(tr, &s, path);
     ckpt_save(path, &s, MPI_COMM_WORLD);
     host_copies_done(tr, &hc, 0);
     tr->last_saved = tr->step;
@@ -335,30 +503,84 @@ void trainer_save(Trainer *tr) {
     }
 }
 
-/* All ranks agree whether any got SIGUSR1 (one rank got it: all stop). */
-static int stop_requested(Trainer *tr) { return dp_sum(&tr->all, (double)usr1_seen) > 0; }
+/* All ranks agree whether any got a stop signal (one rank got it: all stop);
+ * returns it (the highest number when ranks got different ones), or 0. */
+static int stop_requested(Trainer *tr) {
+    int mine = stop_signal, any = mine;
+    if (tr->all.size > 1) MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, tr->all.comm);
+    return any;
+}
 
-/* Fault injection for tests: ENTPROG_FAULT_USR1_AT=N raises SIGUSR1 on rank 0
- * at the start of the loop's N-th iteration (0-based, counted in this
- * process; one iteration per step, or per tick of a trials search). */
-static long long fault_usr1_at(void) {
-    const char *v = getenv("ENTPROG_FAULT_USR1_AT");
+/* A non-finite validation loss means non-finite weights: an error, before any checkpoint of them. */
+static void check_val_loss(Trainer *tr, double v) {
+    if (isfinite(v)) return;
+    if (tr->metrics) fflush(tr->metrics);
+    char last[DECK_PATH_MAX + 64] = "none was written";
+    if (tr->last_saved >= 0) ckpt_path(tr, tr->last_saved, last, sizeof last);
+    ep_die("train: the validation loss at step %lld is %g (not finite): the weights have diverged; nothing of this "
+           "state is saved. The newest checkpoint: %s", tr->step, v, last);
+}
+
+/* After a step: a skipped one (non-finite loss or gradient norm on some rank,
+ * the same verdict on every rank) is counted; train.max_bad_steps of them in
+ * a row end the run with an error. Nothing was updated by them, so the
+ * weights and every checkpoint stay finite. */
+static void guard_bad_step(Trainer *tr, double loss, double gnorm) {
+    if (!tr->step_skipped) {
+        tr->bad_steps = 0;
+        return;
+    }
+    tr->bad_steps++;
+    const TrainConfig *tc = &tr->deck->train;
+    if (tr->rank == 0)
+        ep_warn("step %lld: loss %g, gradient norm %g: not finite, the update was skipped (%d in a row, "
+                "train.max_bad_steps = %d)", tr->step, loss, gnorm, tr->bad_steps, tc->max_bad_steps);
+    if (tr->bad_steps < tc->max_bad_steps) return;
+    if (tr->metrics) fflush(tr->metrics);
+    char last[DECK_PATH_MAX + 64] = "none was written";
+    if (tr->last_saved >= 0) ckpt_path(tr, tr->last_saved, last, sizeof last);
+    ep_die("train: diverged: %d steps in a row up to step %lld had a non-finite loss or gradient norm (train.max_bad_steps "
+           "= %d); none of them changed the weights. The newest checkpoint: %s. Try a lower train.lr, train.grad_clip > 0, "
+           "or check the data", tr->bad_steps, tr->step, tc->max_bad_steps, last);
+}
+
+/* Fault injection for tests: ENTPROG_FAULT_SIGNAL_AT=N[:SIG[,SIG...]] makes
+ * rank 0 raise the signals (USR1, TERM or INT; default USR1) at the start of
+ * the loop's N-th iteration (0-based, counted in this process; one iteration
+ * per step, or per tick of a trials search). Returns N, or -1 when unset. */
+static long long fault_signal_at(int *sigs, int *n_sigs) {
+    const char *v = getenv("ENTPROG_FAULT_SIGNAL_AT");
+    *n_sigs = 0;
+    if (!v) return -1;
     char *end;
-    long long n = v ? strtoll(v, &end, 10) : -1;
-    if (v && (!*v || *end || n < 0)) ep_die("ENTPROG_FAULT_USR1_AT = '%s': expected a loop iteration >= 0", v);
+    long long n = strtoll(v, &end, 10);
+    if (end == v || n < 0 || (*end && *end != ':'))
+        ep_die("ENTPROG_FAULT_SIGNAL_AT = '%s': expected N or N:SIG[,SIG...] (N a loop iteration >= 0)", v);
+    const char *p = *end ? end + 1 : "USR1";
+    while (*p && *n_sigs < 4) {
+        size_t len = strcspn(p, ",");
+        int sig = !strncmp(p, "USR1", len) && len == 4 ? SIGUSR1 : !strncmp(p, "TERM", len) && len == 4 ? SIGTERM
+                : !strncmp(p, "INT", len) && len == 3 ? SIGINT : 0;
+        if (!sig) ep_die("ENTPROG_FAULT_SIGNAL_AT = '%s': signals are USR1, TERM or INT", v);
+        sigs[(*n_sigs)++] = sig;
+        p += len + (p[len] == ',');
+    }
     return n;
 }
 
 int trainer_run(Trainer *tr) {
     const TrainConfig *tc = &tr->deck->train;
-    long long fault_at = fault_usr1_at(), iteration = 0, search_from = 0; /* the step a trials search began at */
+    int fault_sigs[4], n_fault_sigs;
+    long long fault_at = fault_signal_at(fault_sigs, &n_fault_sigs), iteration = 0;
+    long long search_from = 0; /* the step a trials search began at */
     Progress prog;
     progress_start(&prog, "train", tc->steps - tr->step);
     long long first = tr->step;
     double ms_sum = 0;
     int in_window = 0;
     while (tr->step < tc->steps) {
-        if (iteration++ == fault_at && tr->rank == 0) raise(SIGUSR1);
+        if (iteration++ == fault_at && tr->rank == 0)
+            for (int k = 0; k < n_fault_sigs; k++) raise(fault_sigs[k]);
         long long before = tr->step;
         int was_trials = tr->trials != NULL;
         int stepping = stages_before_step(tr); /* a stage may begin; a search picks this step's candidate */
@@ -369,7 +591,9 @@ int trainer_run(Trainer *tr) {
             loss = trainer_step(tr, &gnorm, &lr);
             sec = clock_s() - t0;
             prog_spend(&tr->prog, sec);
-            trainer_log_row(tr, tr->prog.searching || tr->trials ? "search" : "train", loss, gnorm, lr, 1e3 * sec);
+            const char *kind = tr->step_skipped ? "skipped" : tr->prog.searching || tr->trials ? "search" : "train";
+            trainer_log_row(tr, kind, loss, gnorm, lr, 1e3 * sec);
+            guard_bad_step(tr, loss, gnorm);
         }
         int in_trials = tr->trials != NULL;
         stages_after_step(tr, sec);
@@ -378,17 +602,20 @@ int trainer_run(Trainer *tr) {
                 if (tc->val_every > 0 && tr->step / tc->val_every != search_from / tc->val_every) {
                     double v = trainer_validate(tr);
                     trainer_log_row(tr, "val", v, 0, 0, 0);
+                    check_val_loss(tr, v);
                     if (tr->rank == 0) printf("step %lld | val loss %.6f (after the search)\n", tr->step, v);
                 }
-                if (tr->metrics) fflush(tr->metrics);
+                metrics_flush(tr);
                 if (tc->ckpt_every > 0 && tr->step / tc->ckpt_every != search_from / tc->ckpt_every) trainer_save(tr);
             }
-            if (tr->trials && stop_requested(tr)) {
+            int sig = tr->trials ? stop_requested(tr) : 0;
+            if (sig) {
                 stages_abandon_search(tr);
                 if (tr->last_saved != tr->step) trainer_save(tr);
                 if (tr->rank == 0)
-                    printf("train: SIGUSR1 inside a trials search: stopped at step %lld, where the search began, "
-                           "after writing the checkpoint above; resume with --resume (it reruns the search)\n", tr->step);
+                    printf("train: %s inside a trials search: stopped at step %lld, where the search began, "
+                           "after writing the checkpoint above; resume with --resume (it reruns the search)\n",
+                           signal_name(sig), tr->step);
                 progress_done(&prog);
                 return 1;
             }
@@ -408,15 +635,17 @@ int trainer_run(Trainer *tr) {
         if (tc->val_every > 0 && (tr->step % tc->val_every == 0 || tr->step == tc->steps)) {
             double v = trainer_validate(tr);
             trainer_log_row(tr, "val", v, 0, 0, 0);
+            check_val_loss(tr, v);
             if (tr->rank == 0) printf("step %lld | val loss %.6f\n", tr->step, v);
         }
-        if (tr->metrics) fflush(tr->metrics);
+        metrics_flush(tr);
         if ((tc->ckpt_every > 0 && tr->step % tc->ckpt_every == 0) || tr->step == tc->steps) trainer_save(tr);
-        if (stop_requested(tr) && tr->step < tc->steps) {
+        int sig = stop_requested(tr);
+        if (sig && tr->step < tc->steps) {
             if (tr->last_saved != tr->step) trainer_save(tr);
             if (tr->rank == 0)
-                printf("train: SIGUSR1 at step %lld of %d: stopped after writing the checkpoint above; "
-                       "resume with --resume\n", tr->step, tc->steps);
+                printf("train: %s at step %lld of %d: stopped after writing the checkpoint above; "
+                       "resume with --resume\n", signal_name(sig), tr->step, tc->steps);
             progress_done(&prog);
             return 1;
         }
@@ -430,6 +659,7 @@ void trainer_free(Trainer *tr) {
     if (tr->metrics) fclose(tr->metrics);
     dataset_close(tr->train);
     dataset_close(tr->val);
+    dataset_close(tr->probe);
     batches_free(&tr->buf);
     ops_free(tr->ema);
     dp_nccl_destroy(tr->comm.nccl);

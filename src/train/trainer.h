@@ -31,6 +31,7 @@ typedef struct {
     float *ema;              /* NULL when train.ema = 0 */
     Diffusion diff;
     Dataset *train, *val;
+    Dataset *probe;          /* Ent-Prog's CE probe set: training videos held out (NULL: the validation split) */
     Rng rng;                 /* draws clips, t, noise and dropout; stored in checkpoints */
     long long step, samples_seen;
     BatchBuffers buf;
@@ -41,6 +42,9 @@ typedef struct {
     Dp all;                  /* every rank of the run */
     StepComm comm;           /* the ranks a step averages over (a rank group inside a trials search) */
     double comm_s;           /* seconds the last step spent communicating */
+    int step_skipped;        /* the last step's loss or gradient was not finite: no update */
+    int bad_steps;           /* consecutive skipped steps (train.max_bad_steps ends the run) */
+    char metrics_path[DECK_PATH_MAX + 16];
     long long last_saved;    /* step of the last checkpoint written (-1: none) */
     struct Trials *trials;   /* an independent-trials search under way (stages.c), else NULL */
 } Trainer;
@@ -53,5 +57,6 @@ void batches_free(BatchBuffers *b);
 double trainer_step(Trainer *tr, double *gnorm, double *lr_used);
 /* Mean loss on the fixed validation set (same clips, t and noise every time). */
 double trainer_validate(Trainer *tr);
-/* Mean loss on the fixed Ent-Prog probe set (val split, own seed, fixed t and noise). */
+/* Mean loss on the fixed Ent-Prog probe set (held-out training videos, else
+ * the validation split; own seed, fixed clips, t and noise). */
 double trainer_probe(Trainer *tr);

@@ -1,0 +1,212 @@
+/* One video in: read every pose file first (small), plan which source frames
+ * make which clip frames and where the person is, then decode the video once,
+ * keeping only the planned frames, so memory holds one clip at a time. */
+#define _POSIX_C_SOURCE 200809L
+#include "data/import_one.h"
+#include "core/die.h"
+#include "data/openpose.h"
+#include "media/raster.h"
+#include "media/resize.h"
+#include "media/video_read.h"
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PICTURE_FOLDER_FPS 30.0 /* frames extracted from phone videos, as in the TikTok dataset */
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* <poses>/<stem>/ *.json sorted by name, read into poses[n]. */
+static int read_poses(const ImportSetup *s, const char *stem, BodyPose **poses, int *n, char *err, size_t errn) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/%s", s->o->poses, stem);
+    DIR *d = opendir(dir);
+    if (!d) return snprintf(err, errn, "'%s': no pose folder for video '%s'", dir, stem), -1;
+    char **names = NULL;
+    int cap = 0, k = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (e->d_name[0] == '.' || len < 5 || strcmp(e->d_name + len - 5, ".json")) continue;
+        if (k == cap) names = realloc(names, (cap = cap ? 2 * cap : 256) * sizeof *names);
+        names[k++] = strdup(e->d_name);
+    }
+    closedir(d);
+    int rc = 0;
+    if (k == 0) rc = -1, snprintf(err, errn, "'%s': no .json pose files", dir);
+    qsort(names, k, sizeof *names, cmp_str);
+    *poses = ep_malloc(sizeof **poses * (k ? k : 1), "poses");
+    *n = k;
+    for (int i = 0; i < k && rc == 0; i++) {
+        char path[4096 + 256];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        rc = openpose_read(path, &(*poses)[i], err, errn);
+    }
+    for (int i = 0; i < k; i++) free(names[i]);
+    free(names);
+    return rc;
+}
+
+/* A joint's position in source pixels with pixel (i, j) spanning [j, j+1):
+ * OpenPose's integer pixel centres move by half a pixel. */
+static void joint_px(const ImportSetup *s, const BodyPose *p, int k, int w, int h, double *x, double *y) {
+    if (s->o->normalized) *x = p->x[k] * w, *y = p->y[k] * h;
+    else *x = p->x[k] + 0.5, *y = p->y[k] + 0.5;
+}
+
+/* Source frame of dataset frame k: the nearest in time (constant frame rates). */
+static long source_of(long k, double src_fps, double fps) { return (long)floor(k * src_fps / fps + 0.5); }
+
+/* The crop [x0, x1) x [y0, y1), with the deck's aspect W/H: the keypoints'
+ * box over the used frames grown by the margin, or the largest centred one.
+ * Returns 0, or -1 when no joint is confident enough in any used frame. */
+static int plan_crop(const ImportSetup *s, const BodyPose *p, long used, double src_fps, int w, int h, double c[4]) {
+    double aspect = (double)s->m->W / s->m->H;
+    double bx0 = INFINITY, by0 = INFINITY, bx1 = -INFINITY, by1 = -INFINITY;
+    for (long k = 0; k < used; k++) {
+        const BodyPose *b = &p[source_of(k, src_fps, s->fps)];
+        for (int j = 0; j < FIG_NJOINTS; j++) {
+            if (b->conf[j] < s->o->min_conf) continue;
+            double x, y;
+            joint_px(s, b, j, w, h, &x, &y);
+            bx0 = fmin(bx0, x), bx1 = fmax(bx1, x), by0 = fmin(by0, y), by1 = fmax(by1, y);
+        }
+    }
+    if (!(bx1 >= bx0)) return -1;
+    double cw, ch, cx, cy;
+    if (s->o->centre_crop) {
+        cx = w / 2.0, cy = h / 2.0, cw = w, ch = h;
+    } else {
+        /* the margin also makes room for the head above the nose and the feet below the ankles */
+        double pad = s->o->margin * fmax(fmax(bx1 - bx0, by1 - by0), 1.0);
+        cw = bx1 - bx0 + 2 * pad, ch = by1 - by0 + 2 * pad;
+        cx = (bx0 + bx1) / 2, cy = (by0 + by1) / 2;
+    }
+    if (cw < ch * aspect) cw = ch * aspect;
+    else ch = cw / aspect;
+    if (cw > w) cw = w, ch = cw / aspect; /* never beyond the frame: the crop shrinks instead */
+    if (ch > h) ch = h, cw = ch * aspect;
+    double x0 = fmin(fmax(cx - cw / 2, 0), w - cw), y0 = fmin(fmax(cy - ch / 2, 0), h - ch);
+    c[0] = x0, c[1] = y0, c[2] = x0 + cw, c[3] = y0 + ch;
+    return 0;
+}
+
+/* Frame t of the clip from source pose b: keypoints in latent pixels, the
+ * confident ones drawn into the pose map. */
+static void put_pose(const ImportSetup *s, const BodyPose *b, int w, int h, const double c[4], ImportClip *clip,
+                     int t, Canvas *map) {
+    const ModelShape *m = s->m;
+    double sc = m->W / (c[2] - c[0]);
+    Vec2 j[FIG_NJOINTS];
+    unsigned char seen[FIG_NJOINTS];
+    for (int k = 0; k < FIG_NJOINTS; k++) {
+        double x, y;
+        joint_px(s, b, k, w, h, &x, &y);
+        j[k] = (Vec2){(float)((x - c[0]) * sc), (float)((y - c[1]) * sc)};
+        seen[k] = b->conf[k] >= s->o->min_conf;
+        clip->keypoints[((size_t)t * FIG_NJOINTS + k) * 2 + 0] = j[k].x;
+        clip->keypoints[((size_t)t * FIG_NJOINTS + k) * 2 + 1] = j[k].y;
+        clip->conf[(size_t)t * FIG_NJOINTS + k] = b->conf[k];
+    }
+    const float black[3] = {0, 0, 0};
+    canvas_clear(map, black);
+    skeleton_draw_joints(j, seen, (float)m->s, map);
+    size_t n = (size_t)3 * map->w * map->h;
+    uint8_t *out = clip->pose + (size_t)t * n;
+    for (size_t i = 0; i < n; i++) out[i] = to_byte(map->px[i]);
+}
+
+/* The clip's reference: the frame showing the most joints (then the most
+ * confident), where the person is most completely in view. */
+static int pick_reference(const ImportClip *c, int T, double min_conf) {
+    int best = 0;
+    double best_score = -1;
+    for (int t = 0; t < T; t++) {
+        int seen = 0;
+        double sum = 0;
+        for (int k = 0; k < FIG_NJOINTS; k++) {
+            float q = c->conf[(size_t)t * FIG_NJOINTS + k];
+            seen += q >= min_conf, sum += q;
+        }
+        double score = seen + sum / (FIG_NJOINTS + 1.0); /* sum < 14: never outweighs one more joint */
+        if (score > best_score) best_score = score, best = t;
+    }
+    return best;
+}
+
+int import_one(const ImportSetup *s, const char *video, const char *stem, ImportFile *f, ImportCount *n,
+               char *err, size_t errn) {
+    const ModelShape *m = s->m;
+    int T = s->T, n_pose = 0, rc = -1;
+    long start = import_file_count(f);
+    BodyPose *poses = NULL;
+    VideoReader *v = NULL;
+    ImportClip clip;
+    Canvas map = {0};
+    memset(&clip, 0, sizeof clip);
+    n->src_decoded = 0, n->clips = 0;
+    if (read_poses(s, stem, &poses, &n_pose, err, errn)) goto out;
+    if (!(v = video_open(video, err, errn))) goto out;
+    int w = video_width(v), h = video_height(v);
+    double src_fps = s->o->src_fps > 0 ? s->o->src_fps : video_fps(v) > 0 ? video_fps(v)
+                   : s->o->folder_fps > 0 ? s->o->folder_fps : PICTURE_FOLDER_FPS;
+    /* Dataset frames from the pose files' count; the decoded count must match it (checked at the end). */
+    long n_out = (long)floor((n_pose - 1) * s->fps / src_fps + 1e-9) + 1;
+    while (n_out > 0 && source_of(n_out - 1, src_fps, s->fps) >= n_pose) n_out--;
+    long clips = n_out / T;
+    if (s->o->max_clips > 0 && clips > s->o->max_clips) clips = s->o->max_clips;
+    if (clips < 1) {
+        snprintf(err, errn, "'%s': too few frames: %d at %.3g fps make %ld at %.3g fps, a clip needs data.frames = %d",
+                 video, n_pose, src_fps, n_out, s->fps, T);
+        goto out;
+    }
+    long used = clips * T;
+    double crop[4];
+    if (plan_crop(s, poses, used, src_fps, w, h, crop)) {
+        snprintf(err, errn, "'%s': no person found: no joint with confidence >= %.3g in the %ld frames used", video,
+                 s->o->min_conf, used);
+        goto out;
+    }
+    import_clip_alloc(&clip, m, T);
+    canvas_init(&map, m->s * m->W, m->s * m->H);
+    snprintf(clip.video, sizeof clip.video, "%s", stem);
+    for (int i = 0; i < 4; i++) clip.crop[i] = (float)crop[i];
+    size_t frame_px = (size_t)3 * m->H * m->W;
+    long k = 0; /* next dataset frame */
+    for (long i = 0;; i++) {
+        int want = k < used && source_of(k, src_fps, s->fps) == i;
+        const uint8_t *rgb = NULL;
+        int got = video_next(v, want ? &rgb : NULL, err, errn);
+        if (got < 0) goto out;
+        if (got == 0) break;
+        n->src_decoded++;
+        if (i >= n_pose) continue; /* more frames than pose files: reported below */
+        /* a source frame may make several dataset frames when the dataset's rate is higher */
+        for (; k < used && source_of(k, src_fps, s->fps) == i; k++) {
+            int t = (int)(k % T);
+            crop_resize_rgb(rgb, w, h, crop[0], crop[1], crop[2], crop[3], m->W, m->H, clip.frames + t * frame_px);
+            put_pose(s, &poses[i], w, h, crop, &clip, t, &map);
+            clip.src_frame[t] = (int32_t)i;
+            if (t == T - 1) {
+                clip.ref_frame = pick_reference(&clip, T, s->o->min_conf);
+                import_file_append(f, &clip);
+                n->clips++;
+            }
+        }
+    }
+    if (n->src_decoded != n_pose) {
+        snprintf(err, errn, "'%s': %ld frames decoded but %d pose files in '%s/%s' (truncated video or mismatched poses)",
+                 video, n->src_decoded, n_pose, s->o->poses, stem);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (rc != 0 && import_file_count(f) != start) import_file_truncate(f, start);
+    if (rc != 0) n->clips = 0;
+    video_close(v);
+    free(poses);
+    if (map.px) canvas_free(&map);
+    if (clip.frames) import_clip_free(&clip);
+    return rc;
+}
