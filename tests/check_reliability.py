@@ -110,6 +110,19 @@ check(p.returncode != 0 and "train.h5" in p.stderr and "/latents" in p.stderr an
       f"Inf in the training data: refused naming the file and dataset: '{last_line(p)[:160]}'")
 check(not ckpts("nan_d_run"), "Inf in the data: no checkpoint written")
 
+# 2a. the settings that change results are recorded: in every checkpoint and on the first metrics row of each
+# process; resuming under other settings says so
+p = run("train", DECK, "--resume", "a/ckpt_00000020.h5", *S("train.out_dir=numerics"), *S("train.steps=22"),
+        env={"ENTPROG_GEMM": "fp32"})
+with h5py.File(f"{WORK}/a/ckpt_00000020.h5", "r") as f:
+    recorded = f["state"].attrs["numerics"]
+recorded = recorded.decode() if isinstance(recorded, bytes) else recorded
+with open(f"{WORK}/numerics/metrics.csv") as f:
+    first = f.read().splitlines()[1].split(",")
+check("ENTPROG_GEMM=;" in recorded and "was written with" in p.stderr and "ENTPROG_GEMM=fp32" in p.stderr
+      and "ENTPROG_GEMM=fp32" in first[-1], f"numerics recorded ('{recorded}'), a resume under ENTPROG_GEMM=fp32 "
+      f"warns and logs it")
+
 # 2b. a run that cannot fit in memory is refused at start, with the plan, the limit and the keys that shrink it
 p = run("train", DECK, *S("train.out_dir=huge"), *S("train.batch=200000"), ok=False)
 check(p.returncode == 1 and "GiB" in p.stderr and "train.batch" in p.stderr and "train.recompute" in p.stderr

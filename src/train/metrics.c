@@ -20,6 +20,7 @@ static const struct {
     [MC_TRAIN_S] = {"train_s", "%.3f", "training wall time so far (steps, searches, probes), s"},
     [MC_COMM_MS] = {"comm_ms", "%.3f", "time the step spent exchanging gradients and parameters, ms"},
     [MC_COST] = {"cost", "%.17g", "probe rows: the cost CE divides by of the search step just taken (s, or the cost model's units)"},
+    [MC_NUMERICS] = {"numerics", "%s", "the first row a process writes: the backend and the environment settings that change results"},
 };
 
 void metrics_set(MetricsRow *r, MetricsColumn c, double value) {
@@ -37,7 +38,8 @@ void metrics_write_row(FILE *f, const MetricsRow *r) {
     fputs(r->kind, f);
     for (int c = 0; c < MC_COUNT; c++) {
         fputc(',', f);
-        if (r->has[c]) fprintf(f, COLUMNS[c].fmt, r->v[c]);
+        if (r->text[c]) fputs(r->text[c], f); /* text columns hold no commas */
+        else if (r->has[c]) fprintf(f, COLUMNS[c].fmt, r->v[c]);
     }
     fputc('\n', f);
 }

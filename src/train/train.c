@@ -436,6 +436,11 @@ void trainer_log_row(Trainer *tr, const char *kind, double loss, double gnorm, d
     metrics_set(&r, MC_M, p->m);
     metrics_set(&r, MC_MEM_PEAK_MIB, ops_mem_peak() / 1048576.0);
     metrics_set(&r, MC_TRAIN_S, p->train_s);
+    static char numerics[256]; /* on this process's first row: a resume under other settings shows */
+    if (!numerics[0]) {
+        numerics_string(tr, numerics, sizeof numerics);
+        r.text[MC_NUMERICS] = numerics;
+    }
     metrics_write_row(tr->metrics, &r);
 }
 
