@@ -16,6 +16,13 @@ MP4, one video stays a PNG frame folder, and the keypoints become OpenPose JSON
   * person crop, 64x64 source: /crop equals the box rule recomputed here,
     frames equal an area resample of the source over it computed here;
   * fps resampling (a 16 fps video imported at 8 fps takes every other frame);
+  * --pose-videos: the dancers' pose maps rendered to H.264 MP4 (at twice the
+    videos' size) and one PNG pose-frame folder: no /keypoints, the crop is
+    the pose-pixel box rule recomputed here, pose maps and frames are area
+    resamples of the sources over it (PNG: within rounding; MP4: the PV_
+    tolerances below), the reference has the most pose pixels, 2 ranks write
+    the same files as 1; a pose video 4 frames short and a missing pose video
+    are refused naming the file;
   * 2 MPI ranks write the same files as 1;
   * each bad input (truncated MP4, not a video, missing pose folder, missing
     pose files, bad JSON, too few frames, no person) stops the import naming
@@ -44,6 +51,19 @@ import numpy as np
 # error below 3 levels, 99% of values within 16, PSNR above 34 dB. (A frame
 # taken from the wrong time or place fails them by far: the dancer moves.)
 MP4_MEAN_ABS, MP4_P99, MP4_PSNR = 3.0, 16.0, 34.0
+POSE_INK = 64  # a pose-video pixel with a channel >= 64 is part of the pose (import_one.c)
+# Pose videos (--pose-videos): saturated one-to-two-pixel lines on black, H.264 at CRF 12 in yuv420p at
+# twice the pose maps' size, then 2x2 area means. The codec rings around every line and 4:2:0 smears its
+# colour over 2x2 cells (at the pose maps' own size the lines are no wider than a chroma cell, and the error
+# triples: PSNR 24.5 dB, seen while the test was written; real pose videos are hundreds of pixels wide).
+# Measured with Debian 12's libx264: mean 1.4-1.8 levels, 99th percentile 17-22, PSNR 34.4-36.5 dB; the
+# next frame's pose map instead of the right one is off by mean 5.8-9.5, p99 110-185, PSNR 17.6-21.6 dB.
+# Bounds: mean below 3, 99% within 32, PSNR above 30 dB. The crop: the codec can move an edge pixel across
+# the pose-pixel threshold, half a source pixel at this size, grown by the margin: measured within 0.15 px,
+# bound 1 px. The reference frame: frames of a clip differ by a few pose pixels at the top (the least inked
+# have 0.59-0.89 of the most), so the codec may swap near-equal ones: measured >= 0.94 of the most, bound
+# 0.9; without compression (the PNG pose frames) it must be the exact argmax.
+PV_MEAN_ABS, PV_P99, PV_PSNR, PV_CROP_PX, PV_REF_FRACTION = 3.0, 32.0, 30.0, 1.0, 0.9
 T, H, W, S = 12, 16, 16, 2
 
 DECK = """[model]
@@ -160,6 +180,18 @@ def compare_frames(got, want, what, lossy):
                  f"{what}: H.264 error mean {err.mean():.2f} p99 {p99:.1f} PSNR {psnr:.1f} beyond the tolerance")
 
 
+def compare_pose(got, want, what, lossy):
+    err = np.abs(got.astype(np.float64) - want)
+    if not lossy:
+        return check(err.max() <= 1.0, f"{what}: pose maps differ from the source's resample by {err.max():.2f} > 1")
+    psnr = 10 * np.log10(255.0 ** 2 / max((err ** 2).mean(), 1e-12))
+    p99 = np.percentile(err, 99)
+    print(f"  {what}: pose maps' H.264 error mean {err.mean():.2f}, p99 {p99:.1f}, max {err.max():.0f}, "
+          f"PSNR {psnr:.1f} dB")
+    return check(err.mean() < PV_MEAN_ABS and p99 <= PV_P99 and psnr > PV_PSNR,
+                 f"{what}: pose maps' H.264 error mean {err.mean():.2f} p99 {p99:.1f} PSNR {psnr:.1f} beyond the tolerance")
+
+
 def read_split(path):
     with h5py.File(path, "r") as f:
         d = {k: f[k][...] for k in f.keys()}
@@ -188,7 +220,17 @@ def person_crop(kp, conf, w, h, margin=0.15, min_conf=0.3, aspect=1.0):
     """The crop rule of docs/data.md, recomputed: kp [n,14,2] raster pixels."""
     m = conf >= min_conf
     xs, ys = kp[..., 0][m], kp[..., 1][m]
-    x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
+    return box_crop(xs.min(), xs.max(), ys.min(), ys.max(), w, h, margin, aspect)
+
+
+def ink_box(pose, ink=POSE_INK):
+    """The box (pixel edges) of the pose pixels of pose maps [n,3,h,w]: a channel >= ink (docs/data.md)."""
+    m = pose.max(axis=1) >= ink
+    ys, xs = np.nonzero(m.any(axis=0))
+    return xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+
+
+def box_crop(x0, x1, y0, y1, w, h, margin=0.15, aspect=1.0):
     pad = margin * max(x1 - x0, y1 - y0, 1.0)
     cw, ch = x1 - x0 + 2 * pad, y1 - y0 + 2 * pad
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
@@ -365,15 +407,84 @@ def main():
         got_kp = (kp[src] - c[:2]) * sc
         check(np.abs(d["keypoints"][j] - got_kp).max() < 1e-3, f"big{j}: keypoints not moved with the crop")
 
+    # ---- rendered pose videos instead of keypoints (--pose-videos): the 32x32 dancers' pose maps as H.264
+    # MP4 at twice the videos' size (nearest: the same maps; pose tools render at their own size, and the
+    # lines stay wider than 4:2:0's chroma cells, as at real sizes), and, for the frame folder dance4, as
+    # PNG frames at the video's size (lossless, so checked exactly)
+    pvids = os.path.join(work, "pose-videos")
+    os.makedirs(pvids)
+    for i in range(4):
+        write_mp4(os.path.join(pvids, f"dance{i}.mp4"), pose32[i].repeat(2, axis=2).repeat(2, axis=3), 8)
+    write_pngs(os.path.join(pvids, "dance4"), pose32[4])
+    pv_args = ["--videos", vids, "--pose-videos", pvids, "--val", "1", "--test", "1", "--seed", "3", "--src-fps", "8"]
+    out_pv = os.path.join(work, "out-pv")
+    run([ep, "import-video", "tiny.ini", "--out", out_pv] + pv_args, work)
+    ds_pv = read_all(out_pv)
+    worst = {"crop": 0.0, "ref": 1.0}
+    for sp, d in ds_pv.items():
+        check("keypoints" not in d and "keypoint_conf" not in d, f"pose videos, {sp}: keypoint columns written")
+        check(d["attrs"].get("pose_input") in ("pose videos", b"pose videos"), f"pose videos, {sp}: pose_input")
+        for j, name in enumerate(d["source_video"]):
+            i, lossy = int(name[-1]), name != "dance4"
+            k = 0 if j == 0 or d["source_video"][j - 1] != name else 1
+            src = d["source_frame"][j]
+            what = f"pose video {name} clip {k}"
+            check(np.array_equal(src, np.arange(k * T, (k + 1) * T)), f"{what}: source frames {src}")
+            # the crop: the box of the pose pixels over the video's frames used (all 24), the margin rule
+            want_crop = box_crop(*ink_box(pose32[i]), 32, 32)
+            c = d["crop"][j].astype(np.float64)
+            err = np.abs(c - want_crop).max()
+            if lossy:
+                worst["crop"] = max(worst["crop"], err)
+            check(err <= (PV_CROP_PX if lossy else 1e-3), f"{what}: crop {c} != {want_crop}")
+            # pose maps and frames: area resamples of the sources over the stored crop
+            wy, wx = axis_weights(c[1], c[3], S * H, 32), axis_weights(c[0], c[2], S * W, 32)
+            want = np.einsum("oy,tcyx,px->tcop", wy, pose32[i][src].astype(np.float64), wx)
+            compare_pose(d["pose"][j], want, what, lossy)
+            wy, wx = axis_weights(c[1], c[3], H, 32), axis_weights(c[0], c[2], W, 32)
+            want = np.einsum("oy,tcyx,px->tcop", wy, fr32[i][src].astype(np.float64), wx)
+            compare_frames(d["frames"][j], want, what, lossy)
+            # the reference: the frame with the most pose pixels
+            ink = (pose32[i][src].max(axis=1) >= POSE_INK).sum(axis=(1, 2))
+            ref = int(d["ref_frame"][j])
+            if lossy:
+                worst["ref"] = min(worst["ref"], ink[ref] / ink.max())
+                check(ink[ref] >= PV_REF_FRACTION * ink.max(), f"{what}: ref_frame {ref} has {ink[ref]} pose "
+                      f"pixels, the most is {ink.max()}")
+            else:
+                check(ref == int(np.argmax(ink)), f"{what}: ref_frame {ref}, want {int(np.argmax(ink))}")
+    print(f"  pose videos: crop within {worst['crop']:.2f} px of the lossless rule, reference frames with "
+          f">= {worst['ref']:.3f} of the most pose pixels")
+    check(sum(len(d["source_video"]) for d in ds_pv.values()) == 10, "pose videos: 10 clips")
+    if a.mpiexec:
+        out_pv2 = os.path.join(work, "out-pv2")
+        run([a.mpiexec, "-n", "2", "--oversubscribe", ep, "import-video", "tiny.ini", "--out", out_pv2] + pv_args,
+            work)
+        ds2 = read_all(out_pv2)
+        for sp in ds_pv:
+            for key in ds_pv[sp]:
+                if key != "attrs":
+                    check(key in ds2[sp] and np.array_equal(np.asarray(ds_pv[sp][key]), np.asarray(ds2[sp][key])),
+                          f"pose videos, 2 ranks: {sp} {key} differs from 1 rank")
+            check(sorted(ds2[sp]) == sorted(ds_pv[sp]), f"pose videos, 2 ranks: {sp} columns {sorted(ds2[sp])}")
+    r = run([ep, "import-video", "tiny.ini", "--videos", vids, "--poses", poses, "--pose-videos", pvids], work,
+            expect_ok=False)
+    check(r.returncode != 0 and "give one of --poses" in r.stderr, f"--poses with --pose-videos: {r.stderr!r}")
+
     # ---- bad inputs: each alone with a good video, without and with --skip-bad
-    def bad_case(name, make, expect):
+    def bad_case(name, make, expect, pose_videos=False):
         bv, bp = os.path.join(work, f"bad-{name}", "videos"), os.path.join(work, f"bad-{name}", "poses")
         os.makedirs(bv)
         write_mp4(os.path.join(bv, "good.mp4"), fr32[0], 8)
-        write_poses(os.path.join(bp, "good"), kp32[0])
+        if pose_videos:
+            os.makedirs(bp)
+            write_mp4(os.path.join(bp, "good.mp4"), pose32[0], 8)
+        else:
+            write_poses(os.path.join(bp, "good"), kp32[0])
         culprit = make(bv, bp)
         bo = os.path.join(work, f"bad-{name}", "out")
-        base = [ep, "import-video", "tiny.ini", "--videos", bv, "--poses", bp, "--out", bo, "--val", "0", "--test", "0"]
+        base = [ep, "import-video", "tiny.ini", "--videos", bv, "--poses" if not pose_videos else "--pose-videos", bp,
+                "--out", bo, "--val", "0", "--test", "0"]
         r = run(base, work, expect_ok=False)
         check(r.returncode != 0, f"{name}: exit 0 on a bad input")
         msg = r.stderr.replace(work, "WORK")  # the case's folder name must not make the message match
@@ -440,6 +551,18 @@ def main():
         write_poses(os.path.join(bp, "empty"), kp32[1], conf=np.zeros((24, 14)))
         return "empty.mp4"
 
+    def pose_video_short(bv, bp):  # a pose video 4 frames short of its video
+        write_mp4(os.path.join(bv, "jumpy.mp4"), fr32[1], 8)
+        write_mp4(os.path.join(bp, "jumpy.mp4"), pose32[1][:20], 8)
+        return "poses/jumpy.mp4"
+
+    def no_pose_video(bv, bp):
+        write_mp4(os.path.join(bv, "lonely.mp4"), fr32[1], 8)
+        write_mp4(os.path.join(bp, "lonesome.mp4"), pose32[1], 8)  # a near name is no match
+        return "poses/lonely"
+
+    bad_case("pose-video-count", pose_video_short, "24 frames decoded but 20 in the pose video", pose_videos=True)
+    bad_case("no-pose-video", no_pose_video, "no pose video or pose frame folder", pose_videos=True)
     bad_case("truncated", truncated, "cannot open as a video")
     bad_case("truncated-faststart", cut_frames, "corrupt or truncated video data")
     bad_case("not-a-video", not_video, "cannot open as a video")

@@ -58,35 +58,45 @@ print(f"the uninterrupted run took {T:.1f} s")
 with open(f"{WORK}/ref/metrics.csv") as f:
     search_steps = {int(l.split(",")[1]) for l in f.read().splitlines()[1:] if l.startswith("search,")}
 
+# the kill moments: 4 steps drawn at random, one step inside a search window, and one checkpoint write (the
+# first `.tmp` seen); each attempt runs until its moment comes (the metrics row of that step appears, or the
+# temporary), then one of its ranks gets SIGKILL
 rng = random.Random(20261203)
+inside = sorted(s for s in search_steps if 4 <= s < STEPS - 3)
+moments = sorted(rng.sample(range(4, STEPS - 3), 4) + ([rng.choice(inside)] if inside else []))
+moments.insert(rng.randrange(len(moments) + 1), "write")
 kills, attempts = [], 0
-while attempts < 30:
+for moment in moments + ["end"]:
     attempts += 1
     ck = newest("k")
     args = [*FT, *S("train.out_dir=k")] + (["--resume", os.path.relpath(ck, WORK)] if ck else [])
+    metrics = f"{WORK}/k/metrics.csv"
+    seen = os.path.getsize(metrics) if os.path.exists(metrics) else 0
     p = subprocess.Popen([*MPI, ENTPROG, "train", DECK, *args], cwd=WORK, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, start_new_session=True)
-    mode = "checkpoint write" if len(kills) == 1 else "random"
-    delay = rng.uniform(0.2, 0.8) * T
-    start, victim = time.time(), None
-    while p.poll() is None and victim is None:
-        tmp = glob.glob(f"{WORK}/k/*.h5.tmp")
-        due = (mode == "random" and time.time() - start > delay) or (mode != "random" and tmp)
+    victim, step = None, -1
+    while p.poll() is None and victim is None and moment != "end":
+        if moment == "write":
+            due = bool(glob.glob(f"{WORK}/k/*.h5.tmp"))
+        elif not os.path.exists(metrics):
+            due = False
+        else:
+            with open(metrics) as f:
+                f.seek(seen)
+                new = [l.split(",") for l in f.read().splitlines() if l.startswith(("train,", "search,"))]
+            due = any(int(r[1]) >= moment for r in new)
         if due:
             ranks = subprocess.run(["pgrep", "-P", str(p.pid), "-f", "entprog"], capture_output=True,
                                    text=True).stdout.split()
             if ranks:
                 victim = int(rng.choice(ranks))
-                writing = bool(glob.glob(f"{WORK}/k/*.h5.tmp"))
                 os.kill(victim, signal.SIGKILL)
                 killed_at = time.time()
                 break
-        time.sleep(0.002 if mode != "random" else 0.02)
-    if victim is None:  # the run finished before its kill moment
+        time.sleep(0.002)
+    if victim is None:
         out, err = p.communicate(timeout=300)
-        check(p.returncode == 0, f"attempt {attempts}: ran to the end (rc {p.returncode})")
-        if len(kills) >= 5:
-            break
+        check(p.returncode == 0 and moment == "end", f"attempt {attempts} ({moment}): ran to the end (rc {p.returncode})")
         continue
     try:
         out, err = p.communicate(timeout=60)
@@ -94,27 +104,26 @@ while attempts < 30:
         os.killpg(p.pid, signal.SIGKILL)
         out, err = p.communicate()
     took = time.time() - killed_at
-    with open(f"{WORK}/k/metrics.csv") as f:
-        last = [l.split(",") for l in f.read().splitlines()[1:]][-1:]
+    with open(metrics) as f:
+        last = [l.split(",") for l in f.read().splitlines()[1:] if l.startswith(("train,", "search,"))][-1:]
     step = int(last[0][1]) if last else 0
-    where = "checkpoint write" if writing else ("search window" if step + 1 in search_steps else "training step")
+    where = "checkpoint write" if moment == "write" else ("search window" if step in search_steps else "training step")
     kills.append((step, where))
     check(p.returncode != 0 and took < 15 and ("killed" in (err + out).lower() or "signal 9" in err + out),
-          f"kill {len(kills)} (rank pid {victim}, near step {step}, {where}): the job ended in {took:.1f} s "
+          f"kill {len(kills)} (rank pid {victim}, at step {step}, {where}): the job ended in {took:.1f} s "
           f"with a message (rc {p.returncode})")
     ck = newest("k")
     if ck:  # it must load: the next attempt resumes from it (and fails the test if it cannot)
         with h5py.File(ck, "r") as f:
             ok = "model" in f and "checksum" in f.attrs
         check(ok, f"kill {len(kills)}: the newest checkpoint {os.path.basename(ck)} is whole")
-    if writing:
+    if moment == "write":
         check(bool(glob.glob(f"{WORK}/k/*.h5.tmp")), f"kill {len(kills)}: the killed write left its temporary")
 
 check(len(kills) >= 5, f"{len(kills)} kills: {kills}")
 check(not glob.glob(f"{WORK}/k/*.h5.tmp"), "the resumed run removed the temporaries of killed checkpoint writes")
 check(any(w == "checkpoint write" for _, w in kills), "one kill landed inside a checkpoint write")
-check(any(w == "search window" for _, w in kills) or any(s + 1 in search_steps for s, _ in kills),
-      "a kill landed inside a search window")
+check(any(w == "search window" for _, w in kills), "a kill landed inside a search window")
 fa, fb = f"{WORK}/ref/ckpt_{STEPS:08d}.h5", f"{WORK}/k/ckpt_{STEPS:08d}.h5"
 if os.path.exists(fb):
     same = True

@@ -1,5 +1,5 @@
-# `entprog import-video` (label: import): real H.264 MP4 files (Debian's ffmpeg) and OpenPose JSON made from
-# the synthetic dancers, imported and checked against the source frames and poses; fps resampling, the
+# `entprog import-video` (label: import): real H.264 MP4 files (Debian's ffmpeg) and OpenPose JSON, or rendered
+# pose videos, made from the synthetic dancers, imported and checked against the source frames and poses; fps resampling, the
 # person crop, 2 MPI ranks, every bad input with its message, and 3 training steps on the imported folder.
 add_test(NAME import_video
          COMMAND /usr/bin/python3 ${PROJECT_SOURCE_DIR}/tests/check_import.py

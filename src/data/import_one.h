@@ -19,7 +19,9 @@ typedef struct {
 } ImportCount;
 
 /* Appends the clips of `video` (file or picture folder; `stem` names its pose
- * folder) to f. On a bad input returns -1 with the reason in err and f as it
- * was before; 0 otherwise. */
-int import_one(const ImportSetup *s, const char *video, const char *stem, ImportFile *f, ImportCount *n,
-               char *err, size_t errn);
+ * folder) to f, with pose maps drawn from the keypoints of <poses>/<stem>/,
+ * or, when pose_video is given, cut from that rendered pose video (file or
+ * picture folder). On a bad input returns -1 with the reason in err and f as
+ * it was before; 0 otherwise. */
+int import_one(const ImportSetup *s, const char *video, const char *stem, const char *pose_video, ImportFile *f,
+               ImportCount *n, char *err, size_t errn);

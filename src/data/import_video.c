@@ -29,16 +29,18 @@
 
 typedef struct {
     char *name; /* file or folder name inside the videos folder */
-    char *stem; /* name without the extension: its pose folder */
+    char *stem; /* name without the extension: its pose folder or pose video */
+    char *pose; /* --pose-videos: the path of its pose video, NULL when there is none */
     int split;
 } Video;
 
 static int cmp_video(const void *a, const void *b) { return strcmp(((const Video *)a)->name, ((const Video *)b)->name); }
+static int cmp_stem(const void *a, const void *b) { return strcmp(((const Video *)a)->stem, ((const Video *)b)->stem); }
 
-/* Video files and picture folders, sorted by name. */
-static Video *list_videos(const char *dir, int *n) {
+/* Video files and picture folders of `dir` (given as `opt`), sorted by name. */
+static Video *list_videos(const char *opt, const char *dir, int *n) {
     DIR *d = opendir(dir);
-    if (!d) ep_die("--videos '%s': cannot open the folder: %s", dir, strerror(errno));
+    if (!d) ep_die("%s '%s': cannot open the folder: %s", opt, dir, strerror(errno));
     Video *v = NULL;
     int cap = 0, k = 0;
     for (struct dirent *e; (e = readdir(d));) {
@@ -51,19 +53,39 @@ static Video *list_videos(const char *dir, int *n) {
         if (k == cap) v = realloc(v, (cap = cap ? 2 * cap : 64) * sizeof *v);
         v[k].name = strdup(e->d_name);
         v[k].stem = strdup(e->d_name);
+        v[k].pose = NULL;
         char *dot = strrchr(v[k].stem, '.');
         if (!folder && dot) *dot = 0;
         if (strlen(v[k].stem) >= IMPORT_NAME_MAX) ep_die("'%s': name longer than %d bytes", path, IMPORT_NAME_MAX - 1);
         k++;
     }
     closedir(d);
-    if (k == 0) ep_die("--videos '%s': no videos (.mp4 .m4v .webm .mov .mkv .avi) or frame folders in it", dir);
+    if (k == 0) ep_die("%s '%s': no videos (.mp4 .m4v .webm .mov .mkv .avi) or frame folders in it", opt, dir);
     qsort(v, k, sizeof *v, cmp_video);
     for (int i = 1; i < k; i++)
         if (!strcmp(v[i].stem, v[i - 1].stem))
-            ep_die("--videos '%s': '%s' and '%s' would share the pose folder '%s'", dir, v[i - 1].name, v[i].name, v[i].stem);
+            ep_die("%s '%s': '%s' and '%s' would share the name '%s' (one video, pose folder or pose video per name)",
+                   opt, dir, v[i - 1].name, v[i].name, v[i].stem);
     *n = k;
     return v;
+}
+
+/* --pose-videos: each video's pose video (or pose frame folder), matched by
+ * name without the extension; the folder is listed once, not per video. */
+static void match_pose_videos(const char *dir, Video *v, int n) {
+    int np = 0;
+    Video *p = list_videos("--pose-videos", dir, &np);
+    qsort(p, np, sizeof *p, cmp_stem);
+    for (int i = 0; i < n; i++) {
+        Video key = {.stem = v[i].stem};
+        const Video *hit = bsearch(&key, p, np, sizeof *p, cmp_stem);
+        if (!hit) continue;
+        size_t len = strlen(dir) + strlen(hit->name) + 2;
+        v[i].pose = ep_malloc(len, "pose video path");
+        snprintf(v[i].pose, len, "%s/%s", dir, hit->name);
+    }
+    for (int i = 0; i < np; i++) free(p[i].name), free(p[i].stem);
+    free(p);
 }
 
 /* Test and validation videos drawn by a seeded shuffle; the rest train. */
@@ -110,11 +132,14 @@ static void write_attrs(hid_t f, const Deck *d, const ImportOptions *o, double f
     h5_attr_u64_array(f, "/", "seed", &seed, 1);
     h5_attr_int(f, "/", "pose_scale", d->model.s);
     h5_attr_str(f, "/", "generator", "entprog import-video");
-    h5_attr_str(f, "/", "keypoint_order", KEYPOINT_ORDER);
-    h5_attr_double(f, "/", "min_conf", o->min_conf);
+    h5_attr_str(f, "/", "pose_input", o->pose_videos ? "pose videos" : "keypoints");
+    if (!o->pose_videos) { /* pose videos carry no keypoints */
+        h5_attr_str(f, "/", "keypoint_order", KEYPOINT_ORDER);
+        h5_attr_double(f, "/", "min_conf", o->min_conf);
+    }
     h5_attr_str(f, "/", "crop", o->centre_crop ? "centre" : "person");
     h5_attr_str(f, "/", "source_videos", o->videos);
-    h5_attr_str(f, "/", "source_poses", o->poses);
+    h5_attr_str(f, "/", "source_poses", o->pose_videos ? o->pose_videos : o->poses);
 }
 
 static void check_deck(const Deck *d) {
@@ -138,7 +163,9 @@ void import_video_run(const Deck *d, const ImportOptions *o) {
     MPI_Barrier(MPI_COMM_WORLD);
 
     int n = 0, counts[SPLIT_COUNT];
-    Video *v = list_videos(o->videos, &n);
+    Video *v = list_videos("--videos", o->videos, &n);
+    if (o->pose_videos) match_pose_videos(o->pose_videos, v, n);
+    int keypoints = !o->pose_videos;
     assign_splits(v, n, o, counts);
     double t0 = clock_s();
 
@@ -158,7 +185,7 @@ void import_video_run(const Deck *d, const ImportOptions *o) {
     for (int sp = 0; sp < SPLIT_COUNT; sp++) {
         if (counts[sp] == 0) continue;
         part_h[sp] = ep_partial_begin(part[sp]);
-        ImportFile *f = import_file_create(part[sp], &d->model, s.T, MPI_COMM_NULL, 0);
+        ImportFile *f = import_file_create(part[sp], &d->model, s.T, keypoints, MPI_COMM_NULL, 0);
         int lo = (int)((long)counts[sp] * rank / size), hi = (int)((long)counts[sp] * (rank + 1) / size), i = 0;
         for (int j = 0; j < n && !first_bad[0]; j++) {
             if (v[j].split != sp) continue;
@@ -168,7 +195,10 @@ void import_video_run(const Deck *d, const ImportOptions *o) {
             char path[4096], err[ERR_MAX];
             snprintf(path, sizeof path, "%s/%s", o->videos, v[j].name);
             ImportCount c;
-            if (import_one(&s, path, v[j].stem, f, &c, err, sizeof err) == 0) {
+            if (o->pose_videos && !v[j].pose)
+                snprintf(err, sizeof err, "'%s/%s': no pose video or pose frame folder of that name for '%s/%s'",
+                         o->pose_videos, v[j].stem, o->videos, v[j].name);
+            else if (import_one(&s, path, v[j].stem, v[j].pose, f, &c, err, sizeof err) == 0) {
                 decoded += c.src_decoded;
                 continue;
             }
@@ -208,8 +238,8 @@ void import_video_run(const Deck *d, const ImportOptions *o) {
         if (size > 1 && total[sp] > 0) {
             /* one collective file: rank r's clips go after those of ranks < r */
             if (rank == 0) tmp_h[sp] = ep_partial_begin(tmp[sp]);
-            ImportFile *dst = import_file_create(tmp[sp], &d->model, s.T, MPI_COMM_WORLD, total[sp]);
-            ImportFile *src = my_clips[sp] > 0 ? import_file_open_read(part[sp], &d->model, s.T) : NULL;
+            ImportFile *dst = import_file_create(tmp[sp], &d->model, s.T, keypoints, MPI_COMM_WORLD, total[sp]);
+            ImportFile *src = my_clips[sp] > 0 ? import_file_open_read(part[sp], &d->model, s.T, keypoints) : NULL;
             ImportClip c;
             import_clip_alloc(&c, &d->model, s.T);
             for (long k = 0; k < rounds; k++) {
@@ -261,6 +291,6 @@ void import_video_run(const Deck *d, const ImportOptions *o) {
         fflush(stdout);
     }
     free(all), free(lens), free(displ), free(skipped.text);
-    for (int i = 0; i < n; i++) free(v[i].name), free(v[i].stem);
+    for (int i = 0; i < n; i++) free(v[i].name), free(v[i].stem), free(v[i].pose);
     free(v);
 }

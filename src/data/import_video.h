@@ -1,12 +1,13 @@
 /* `entprog import-video`: real videos of one person with their OpenPose
- * keypoints, turned into the dataset files `entprog train` reads
- * (docs/data.md). */
+ * keypoints or their rendered pose videos, turned into the dataset files
+ * `entprog train` reads (docs/data.md). */
 #pragma once
 #include "deck/deck.h"
 
 typedef struct {
     const char *videos; /* folder of video files and picture folders */
-    const char *poses;  /* folder of <video name>/ *.json, one per source frame */
+    const char *poses;  /* folder of <video name>/ *.json, one per source frame; or NULL and: */
+    const char *pose_videos; /* folder of rendered pose videos <video name>.mp4 (or frame folders) */
     const char *out;    /* NULL: the deck's data.dir */
     double fps;         /* frames per second of the dataset; 0: the deck's data.fps */
     double src_fps;     /* 0: the container's rate (picture folders: folder_fps) */

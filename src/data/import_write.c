@@ -23,6 +23,7 @@ struct ImportFile {
     Column col[N_COLS];
     long n;
     int parallel;
+    int keypoints; /* 0: the keypoint columns are absent (pose videos) */
     float *lat; /* [T,3,H,W] latents of the clip being written */
 };
 
@@ -59,6 +60,9 @@ static void set_cols(ImportFile *f, const ModelShape *m, int T) {
     };
     memcpy(f->col, c, sizeof c);
 }
+
+/* The columns this file has: all, or all but the keypoints'. */
+static int has_col(const ImportFile *f, int col) { return f->keypoints || (col != COL_KEYPOINTS && col != COL_CONF); }
 
 static const void *clip_data(ImportFile *f, const ImportClip *c, int col) {
     switch (col) {
@@ -109,28 +113,31 @@ static hid_t create_col(ImportFile *f, const Column *c, hsize_t n) {
     return d;
 }
 
-static ImportFile *file_new(const char *path, const ModelShape *m, int T) {
+static ImportFile *file_new(const char *path, const ModelShape *m, int T, int keypoints) {
     ImportFile *f = ep_calloc(1, sizeof *f, "import file");
     f->path = strdup(path);
+    f->keypoints = keypoints;
+    for (int i = 0; i < N_COLS; i++) f->dset[i] = H5I_INVALID_HID;
     set_cols(f, m, T);
     f->lat = ep_malloc(sizeof(float) * T * 3 * m->H * m->W, "clip latents");
     return f;
 }
 
-ImportFile *import_file_create(const char *path, const ModelShape *m, int T, MPI_Comm comm, long n) {
-    ImportFile *f = file_new(path, m, T);
+ImportFile *import_file_create(const char *path, const ModelShape *m, int T, int keypoints, MPI_Comm comm, long n) {
+    ImportFile *f = file_new(path, m, T, keypoints);
     f->parallel = comm != MPI_COMM_NULL;
     f->file = h5_create(path, comm);
-    for (int i = 0; i < N_COLS; i++) f->dset[i] = create_col(f, &f->col[i], f->parallel ? (hsize_t)n : 0);
+    for (int i = 0; i < N_COLS; i++)
+        if (has_col(f, i)) f->dset[i] = create_col(f, &f->col[i], f->parallel ? (hsize_t)n : 0);
     f->n = f->parallel ? n : 0;
     return f;
 }
 
-ImportFile *import_file_open_read(const char *path, const ModelShape *m, int T) {
-    ImportFile *f = file_new(path, m, T);
+ImportFile *import_file_open_read(const char *path, const ModelShape *m, int T, int keypoints) {
+    ImportFile *f = file_new(path, m, T, keypoints);
     f->file = h5_open_read(path, MPI_COMM_NULL);
     for (int i = 0; i < N_COLS; i++)
-        if ((f->dset[i] = H5Dopen2(f->file, f->col[i].name, H5P_DEFAULT)) < 0)
+        if (has_col(f, i) && (f->dset[i] = H5Dopen2(f->file, f->col[i].name, H5P_DEFAULT)) < 0)
             ep_die("'%s': no dataset %s", path, f->col[i].name);
     hsize_t dims[5];
     hid_t s = H5Dget_space(f->dset[COL_REF]);
@@ -169,6 +176,7 @@ static void write_row(ImportFile *f, long i, const ImportClip *c) {
         for (size_t k = 0; k < n; k++) f->lat[k] = c->frames[k] / 127.5f - 1.0f; /* as datagen: bytes to [-1, 1] */
     }
     for (int col = 0; col < N_COLS; col++) {
+        if (!has_col(f, col)) continue;
         hid_t ms, fs = row_space(f, col, i, c == NULL, &ms);
         const void *buf = c ? clip_data(f, c, col) : f->lat;
         if (H5Dwrite(f->dset[col], f->col[col].mem, ms, fs, dxpl, buf) < 0)
@@ -181,6 +189,7 @@ static void write_row(ImportFile *f, long i, const ImportClip *c) {
 
 void import_file_append(ImportFile *f, const ImportClip *c) {
     for (int col = 0; col < N_COLS; col++) {
+        if (!has_col(f, col)) continue;
         hsize_t dims[5];
         memcpy(dims, f->col[col].dims, sizeof dims);
         dims[0] = (hsize_t)f->n + 1;
@@ -191,6 +200,7 @@ void import_file_append(ImportFile *f, const ImportClip *c) {
 
 void import_file_truncate(ImportFile *f, long n) {
     for (int col = 0; col < N_COLS; col++) {
+        if (!has_col(f, col)) continue;
         hsize_t dims[5];
         memcpy(dims, f->col[col].dims, sizeof dims);
         dims[0] = (hsize_t)n;
@@ -203,7 +213,7 @@ void import_file_write_at(ImportFile *f, long i, const ImportClip *c) { write_ro
 
 void import_file_read(ImportFile *f, long i, ImportClip *c) {
     for (int col = 0; col < N_COLS; col++) {
-        if (col == COL_LATENTS) continue; /* made again from the frames when written */
+        if (col == COL_LATENTS || !has_col(f, col)) continue; /* latents: made again from the frames when written */
         hid_t ms, fs = row_space(f, col, i, 0, &ms);
         if (H5Dread(f->dset[col], f->col[col].mem, ms, fs, H5P_DEFAULT, (void *)clip_data(f, c, col)) < 0)
             ep_die("'%s': cannot read clip %ld of %s", f->path, i, f->col[col].name);
@@ -214,7 +224,8 @@ void import_file_read(ImportFile *f, long i, ImportClip *c) {
 
 void import_file_close(ImportFile *f) {
     if (!f) return;
-    for (int i = 0; i < N_COLS; i++) H5Dclose(f->dset[i]);
+    for (int i = 0; i < N_COLS; i++)
+        if (has_col(f, i)) H5Dclose(f->dset[i]);
     H5Tclose(f->str);
     h5_close(f->file);
     free(f->lat);

@@ -227,8 +227,9 @@ static void check_memory_fits(const Trainer *tr) {
     double need = 4.0 * ((double)m->pt.total * (tr->ema ? 2 : 1) + grads + opt + act + scratch);
     double gib = 1024.0 * 1024 * 1024;
     if (!ops_host_memory()) { /* a GPU rank: its device's free memory (parameters and moments are already on it) */
-        double have = (double)ops_device_free() + (double)ops_mem_in_use();
-        if (have <= 0 || need <= have) return;
+        size_t free_now = ops_device_free(); /* 0: not known (a simulated device on the CPU) */
+        double have = (double)free_now + (double)ops_mem_in_use();
+        if (!free_now || need <= have) return;
         ep_die("train: the plan needs %.2f GiB on the GPU (parameters, gradients, optimizer, activations %.2f GiB, "
                "backward scratch, for the largest stage), more than the %.2f GiB free on it. Shrink it with train.batch "
                "(now %d) or train.recompute = 1 (now %d); bench_step <deck> --backend cuda --plan shows the plan",
