@@ -4,6 +4,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
       libopenblas-dev libinih-dev libpng-dev libjansson-dev python3-torch python3-h5py python3-numpy python3-matplotlib
       libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
+      python3-venv
       slurm-wlm munge
       clang libclang-rt-14-dev libomp-14-dev)
 missing=()

@@ -15,7 +15,8 @@ ENTPROG, FIXTURES, WORK = sys.argv[1], os.path.abspath(sys.argv[2]), sys.argv[3]
 os.makedirs(WORK, exist_ok=True)
 H = Harness(ENTPROG, WORK)
 run, check = H.run, H.check
-COMMANDS = ["datagen", "train", "predict", "grad", "cei", "sample", "eval", "export", "import-dit", "import-video"]
+COMMANDS = ["datagen", "train", "predict", "grad", "cei", "sample", "eval", "export", "import-dit", "import-video", "encode",
+            "decode"]
 
 
 def expect(args, rc, needles, what, stream="stderr"):

@@ -22,8 +22,13 @@ const Command COMMANDS[] = {
      "the model's weights as safetensors, PyTorch names (docs/weights.md)"},
     {"import-dit", cmd_import_dit, "<deck> --dit DIT.safetensors --out W.safetensors [--label K|null] [--seed N]",
      "EP-VDiT weights from a DiT checkpoint (docs/weights.md)"},
-    {"import-video", cmd_import_video, "<deck> --videos DIR --poses DIR [--out DIR] [--fps F] [--skip-bad] ...",
-     "real videos with OpenPose keypoints into the dataset (docs/data.md)"},
+    {"import-video", cmd_import_video,
+     "<deck> --videos DIR (--poses DIR | --pose-videos DIR) [--out DIR] [--fps F] [--skip-bad] ...",
+     "real videos with OpenPose keypoints or rendered pose videos into the dataset (docs/data.md)"},
+    {"encode", cmd_encode, "--vae VAE.safetensors --in IMAGES.h5 --out LATENTS.h5 [--dataset NAME]",
+     "images [N,3,H,W] -> SD VAE latents [N,4,H/8,W/8] (CPU; docs/vae.md)"},
+    {"decode", cmd_decode, "--vae VAE.safetensors --in LATENTS.h5 --out IMAGES.h5 [--dataset NAME]",
+     "SD VAE latents -> images (CPU; docs/vae.md)"},
 };
 const int N_COMMANDS = sizeof COMMANDS / sizeof *COMMANDS;
 
