@@ -16,6 +16,7 @@ width does not fit is refused naming the tensor.
 Usage: check_dit_import.py ENTPROG CONVERTER WORKDIR"""
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -30,7 +31,8 @@ from e2e import Harness  # noqa: E402
 
 ENTPROG, CONVERT, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
 DECK = os.path.join(HERE, "..", "inputs", "tiny.ini")
-os.makedirs(WORK, exist_ok=True)
+shutil.rmtree(WORK, ignore_errors=True)  # a fresh folder: a run's out_dir must not hold an earlier run's checkpoints
+os.makedirs(WORK)
 H = Harness(ENTPROG, WORK)
 run, check = H.run, H.check
 P = lambda n: os.path.join(WORK, n)  # noqa: E731

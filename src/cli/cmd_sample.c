@@ -11,9 +11,11 @@
 #include "deck/deck.h"
 #include "core/die.h"
 #include "io/h5util.h"
+#include "io/vae_load.h"
 #include "sample/sample.h"
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +85,7 @@ typedef struct {
     const char *input, *space;
     uint64_t seed;
     const int *video;
+    const Vae *vae;     /* NULL: pictures straight from the latents (pixel space) */
 } RunInfo;
 
 static void write_attrs(hid_t f, const RunInfo *r, int N) {
@@ -96,6 +99,7 @@ static void write_attrs(hid_t f, const RunInfo *r, int N) {
     h5_attr_str(f, "/", "weights", r->a->ema ? "ema" : "model");
     h5_attr_str(f, "/", "input", r->input);
     h5_attr_str(f, "/", "latent_space", r->space);
+    if (r->vae) h5_attr_str(f, "/", "vae", r->deck->data.vae); /* the frames are its decodings */
     h5_attr_int(f, "/", "n", N);
     h5_attr_int(f, "/", "reference_frame", SAMPLE_REF_FRAME);
     h5_attr_int(f, "/", "frame_stride", r->deck->data.frame_stride);
@@ -113,10 +117,10 @@ static void write_samples_h5(const char *path, const SampleSet *s, const RunInfo
     write_dims5(f, "/ground_truth", s->truth, N, F, s->C, s->H, s->W);
     hsize_t dr[4] = {(hsize_t)N, (hsize_t)s->C, (hsize_t)s->H, (hsize_t)s->W};
     h5_write_f32(f, "/reference", s->reference, 4, dr, 0);
-    hsize_t dfr[5] = {(hsize_t)N, (hsize_t)F, 3, (hsize_t)s->H, (hsize_t)s->W};
+    hsize_t dfr[5] = {(hsize_t)N, (hsize_t)F, 3, (hsize_t)s->PH, (hsize_t)s->PW};
     h5_write_u8(f, "/generated_frames", s->gen_frames, 5, dfr, 0);
     h5_write_u8(f, "/ground_truth_frames", s->truth_frames, 5, dfr, 0);
-    hsize_t drf[4] = {(hsize_t)N, 3, (hsize_t)s->H, (hsize_t)s->W};
+    hsize_t drf[4] = {(hsize_t)N, 3, (hsize_t)s->PH, (hsize_t)s->PW};
     h5_write_u8(f, "/reference_frames", s->ref_frames, 4, drf, 0);
     hsize_t dp[5] = {(hsize_t)N, (hsize_t)F, (hsize_t)s->Cp, (hsize_t)s->sH, (hsize_t)s->sW};
     h5_write_u8(f, "/pose", s->pose, 5, dp, 0);
@@ -134,6 +138,7 @@ static void write_outputs(const char *out, SampleSet *s, Dataset *ds, const RunI
     char path[DECK_PATH_MAX + 64];
     sample_read_truth(ds, s);
     sample_make_frames(s);
+    if (r->vae) sample_decode_frames(s, r->vae);
     path_join(path, sizeof path, out, "samples.h5");
     write_samples_h5(path, s, r);
     for (int i = 0; i < s->N; i++) {
@@ -161,6 +166,29 @@ static int sample_count(const SampleArgs *a, Dataset *ds, const char *input) {
     return a->n ? a->n : have < DEFAULT_N ? have : DEFAULT_N;
 }
 
+/* data.vae: the VAE that decodes this latent-space model's samples, checked
+ * against the deck and the dataset (rank 0 only: only it makes pictures). */
+static Vae *load_vae(const Deck *deck, const char *input, const char *space) {
+    const char *path = deck->data.vae;
+    if (!space[0] || !strcmp(space, "pixel")) /* files without the attribute are pixel space too */
+        ep_die("sample: the deck names data.vae = '%s' but '%s' is in pixel space (latent_space 'pixel' or none): "
+               "sample a latent-space dataset (entprog encode --dataset-in) or drop data.vae", path, input);
+    infer_check_readable("sample", "data.vae", path);
+    Vae *v = ep_calloc(1, sizeof *v, "VAE");
+    vae_load(v, path);
+    if (v->cfg.latent != deck->model.C)
+        ep_die("sample: VAE '%s' has %d latent channels but the deck's model.C = %d", path, v->cfg.latent, deck->model.C);
+    hid_t f = h5_open_read(input, MPI_COMM_NULL);
+    if (h5_has_attr(f, "/", "latent_scale")) { /* the same VAE the dataset was encoded with, as far as its scale shows */
+        double ds = h5_get_attr_double(f, input, "/", "latent_scale");
+        if (fabs(ds - v->cfg.scale) > 1e-6 * fabs(v->cfg.scale))
+            ep_die("sample: '%s' was encoded with latent_scale %g but VAE '%s' has scaling_factor %g", input, ds, path,
+                   (double)v->cfg.scale);
+    }
+    h5_close(f);
+    return v;
+}
+
 int cmd_sample(int argc, char **argv) {
     SampleArgs a;
     if (!parse_args(argc, argv, &a)) return 0;
@@ -179,8 +207,9 @@ int cmd_sample(int argc, char **argv) {
     infer_model_load(&m, &deck.model, &spec);
     Dataset *ds = dataset_open(input, &deck.model, deck.data.frame_stride);
     latent_space(input, space, sizeof space);
-    if (strcmp(space, "pixel") && rank == 0)
-        ep_warn("sample: '%s' has latent_space '%s', not 'pixel': the pictures show latent channels, not decoded frames",
+    Vae *vae = deck.data.vae[0] && rank == 0 ? load_vae(&deck, input, space) : NULL;
+    if (strcmp(space, "pixel") && rank == 0 && !deck.data.vae[0])
+        ep_warn("sample: '%s' has latent_space '%s', not 'pixel': the pictures show latent channels, not decoded frames (name its VAE as data.vae)",
                 input, space);
     /* pixel-space data lies in [-1, 1]: clamping x0_hat there keeps early,
      * poorly predicted steps from throwing the trajectory off the data */
@@ -203,11 +232,12 @@ int cmd_sample(int argc, char **argv) {
     if (rank == 0) {
         int *video = ep_malloc((size_t)N * sizeof(int), "video indices");
         for (int i = 0; i < N; i++) video[i] = i;
-        RunInfo r = {&a, &deck, input, space, seed, video};
+        RunInfo r = {&a, &deck, input, space, seed, video, vae};
         write_outputs(out, &s, ds, &r);
         free(video);
     }
     sample_set_free(&s);
+    if (vae) vae_free(vae), free(vae);
     dataset_close(ds);
     model_destroy(&m);
     deck_free(&deck);

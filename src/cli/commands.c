@@ -25,8 +25,8 @@ const Command COMMANDS[] = {
     {"import-video", cmd_import_video,
      "<deck> --videos DIR (--poses DIR | --pose-videos DIR) [--out DIR] [--fps F] [--skip-bad] ...",
      "real videos with OpenPose keypoints or rendered pose videos into the dataset (docs/data.md)"},
-    {"encode", cmd_encode, "--vae VAE.safetensors --in IMAGES.h5 --out LATENTS.h5 [--dataset NAME]",
-     "images [N,3,H,W] -> SD VAE latents [N,4,H/8,W/8] (CPU; docs/vae.md)"},
+    {"encode", cmd_encode, "--vae VAE.safetensors (--in IMAGES.h5 [--dataset NAME] | --dataset-in FILE|DIR) --out OUT",
+     "images [N,3,H,W] or a pixel-space dataset -> SD VAE latents, 8x smaller (CPU, MPI ranks; docs/vae.md)"},
     {"decode", cmd_decode, "--vae VAE.safetensors --in LATENTS.h5 --out IMAGES.h5 [--dataset NAME]",
      "SD VAE latents -> images (CPU; docs/vae.md)"},
 };

@@ -20,7 +20,9 @@ static inline float ep_expf(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    union { int32_t i; float f; } scale = {((int32_t)n + 127) << 23}; /* 2^n (a union vectorises, memcpy did not) */
+    /* 2^n (a union vectorises, memcpy did not); the shift is unsigned so that a
+     * NaN x (a diverged run) gives NaN, not undefined behaviour */
+    union { uint32_t i; float f; } scale = {(uint32_t)((int32_t)n + 127) << 23};
     return p * scale.f;
 }
 

@@ -98,6 +98,10 @@ Dataset *dataset_open(const char *path, const ModelShape *m, int frame_stride) {
     need_dim(ds, "/latents", "H", ds->H, "model.H", m->H);
     need_dim(ds, "/latents", "W", ds->W, "model.W", m->W);
     need_dim(ds, "/pose", "Cp", ds->Cp, "model.Cp", m->Cp);
+    if (ds->sH != (long long)m->s * m->H && ds->sH % m->H == 0 && ds->sW == (long long)ds->sH / m->H * m->W)
+        ep_die("'%s': /pose maps are %dx%d, %d times the latents' %dx%d, but model.s = %d: set model.s = %d "
+               "(a dataset from `entprog encode --dataset-in` keeps the pixel-size pose maps, docs/vae.md)", path,
+               ds->sH, ds->sW, ds->sH / m->H, m->H, m->W, m->s, ds->sH / m->H);
     need_dim(ds, "/pose", "sH", ds->sH, "s*H", (long long)m->s * m->H);
     need_dim(ds, "/pose", "sW", ds->sW, "s*W", (long long)m->s * m->W);
     long long span = (long long)(m->F - 1) * frame_stride + 1;

@@ -58,6 +58,7 @@ static const KeyDef KEYS[] = {
     INT("data", "frame_stride", data.frame_stride, 1),
     U64("data", "seed", data.seed),
     DBL("data", "fps", data.fps, 0, 1, INFINITY, 0),
+    STR("data", "vae", data.vae),
 
     STR("train", "out_dir", train.out_dir),
     STR("train", "init", train.init),

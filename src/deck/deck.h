@@ -14,6 +14,7 @@ typedef struct {
     int frame_stride;         /* loader: stride between the F clip frames */
     uint64_t seed;            /* generator seed */
     double fps;
+    char vae[DECK_PATH_MAX];  /* SD VAE safetensors: sample decodes latents to frames ("" = pixel space) */
 } DataConfig;
 
 typedef struct {

@@ -52,6 +52,16 @@ hid_t h5_open_read(const char *path, MPI_Comm comm) {
     return f;
 }
 
+hid_t h5_open_rw(const char *path, MPI_Comm comm) {
+    h5_quiet();
+    hid_t fapl = fapl_for(comm);
+    errno = 0;
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, fapl);
+    H5Pclose(fapl);
+    if (f < 0) ep_die("cannot open '%s' for writing: %s", path, errno ? strerror(errno) : "not an HDF5 file or not writable?");
+    return f;
+}
+
 /* Files made by h5_create and not yet closed: incomplete until h5_close. */
 #define MAX_CREATED 8
 static struct {

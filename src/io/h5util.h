@@ -8,6 +8,9 @@
 
 /* Open for reading; dies naming the file if it is missing or not HDF5. */
 hid_t h5_open_read(const char *path, MPI_Comm comm);
+/* Open an existing file for reading and writing (collectively with a comm);
+ * dies naming the file. */
+hid_t h5_open_rw(const char *path, MPI_Comm comm);
 /* Create (truncate) for writing. Until h5_close the file counts as
  * incomplete: a fatal error on the way removes it (core/die.h). */
 hid_t h5_create(const char *path, MPI_Comm comm);

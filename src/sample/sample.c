@@ -18,6 +18,7 @@ void sample_set_alloc(SampleSet *s, const ModelShape *m, int N) {
     memset(s, 0, sizeof *s);
     s->N = N, s->F = m->F, s->C = m->C, s->H = m->H, s->W = m->W;
     s->Cp = m->Cp, s->sH = m->s * m->H, s->sW = m->s * m->W;
+    s->PH = m->H, s->PW = m->W;
     size_t px = (size_t)m->H * m->W, ppx = (size_t)s->sH * s->sW;
     s->generated = ep_calloc((size_t)N * clip_numel(s), sizeof(float), "generated latents");
     s->truth = ep_calloc((size_t)N * clip_numel(s), sizeof(float), "ground-truth latents");
@@ -176,6 +177,32 @@ void sample_make_frames(SampleSet *s) {
     }
 }
 
+/* Latents [C,H,W] -> the VAE's image [3,PH,PW] -> bytes, as pixel-space latents are shown. */
+static void decode_rgb(const Vae *vae, const SampleSet *s, const float *z, float *img, uint8_t *rgb) {
+    vae_decode(vae, z, 1, s->H, s->W, img);
+    sample_latent_rgb(img, vae->cfg.out_ch, s->PH, s->PW, rgb);
+}
+
+void sample_decode_frames(SampleSet *s, const Vae *vae) {
+    int f = vae_factor(&vae->cfg);
+    s->PH = s->H * f, s->PW = s->W * f;
+    size_t frame = frame_numel(s), px = (size_t)s->PH * s->PW, nf = (size_t)s->N * s->F;
+    free(s->gen_frames), free(s->truth_frames), free(s->ref_frames);
+    s->gen_frames = ep_malloc(nf * 3 * px, "decoded generated frames");
+    s->truth_frames = ep_malloc(nf * 3 * px, "decoded ground-truth frames");
+    s->ref_frames = ep_malloc((size_t)s->N * 3 * px, "decoded reference frames");
+    float *img = ep_malloc((size_t)vae->cfg.out_ch * px * sizeof(float), "decoded frame");
+    for (int i = 0; i < s->N; i++) {
+        decode_rgb(vae, s, s->reference + i * frame, img, s->ref_frames + i * 3 * px);
+        for (int t = 0; t < s->F; t++) {
+            size_t k = (size_t)i * s->F + t;
+            decode_rgb(vae, s, s->generated + k * frame, img, s->gen_frames + k * 3 * px);
+            decode_rgb(vae, s, s->truth + k * frame, img, s->truth_frames + k * 3 * px);
+        }
+    }
+    free(img);
+}
+
 int sample_zoom(int H, int W, int min_px) {
     int side = H < W ? H : W;
     int z = (min_px + side - 1) / side;
@@ -198,21 +225,21 @@ static void blit(uint8_t *img, int img_w, int x0, int y0, int cw, int ch, const 
 }
 
 void sample_write_grid(const char *path, const SampleSet *s) {
-    int z = sample_zoom(s->H, s->W, SAMPLE_GRID_MIN_PX), cw = s->W * z, ch = s->H * z, gap = SAMPLE_GRID_GAP;
+    int z = sample_zoom(s->PH, s->PW, SAMPLE_GRID_MIN_PX), cw = s->PW * z, ch = s->PH * z, gap = SAMPLE_GRID_GAP;
     int cols = 1 + 3 * s->F;
     int w = cols * (cw + gap) + gap, h = s->N * (ch + gap) + gap;
     uint8_t *img = ep_malloc((size_t)w * h * 3, "grid picture");
     memset(img, SAMPLE_GRID_BG, (size_t)w * h * 3);
-    size_t px = (size_t)s->H * s->W, ppx = (size_t)s->sH * s->sW;
+    size_t px = (size_t)s->PH * s->PW, ppx = (size_t)s->sH * s->sW;
     for (int i = 0; i < s->N; i++) {
         int y = gap + i * (ch + gap);
-        blit(img, w, gap, y, cw, ch, s->ref_frames + i * 3 * px, s->W, s->H);
+        blit(img, w, gap, y, cw, ch, s->ref_frames + i * 3 * px, s->PW, s->PH);
         for (int f = 0; f < s->F; f++) {
             size_t k = (size_t)i * s->F + f;
             int x_pose = gap + (1 + f) * (cw + gap), x_gen = x_pose + s->F * (cw + gap), x_gt = x_gen + s->F * (cw + gap);
             blit(img, w, x_pose, y, cw, ch, s->pose_frames + k * 3 * ppx, s->sW, s->sH);
-            blit(img, w, x_gen, y, cw, ch, s->gen_frames + k * 3 * px, s->W, s->H);
-            blit(img, w, x_gt, y, cw, ch, s->truth_frames + k * 3 * px, s->W, s->H);
+            blit(img, w, x_gen, y, cw, ch, s->gen_frames + k * 3 * px, s->PW, s->PH);
+            blit(img, w, x_gt, y, cw, ch, s->truth_frames + k * 3 * px, s->PW, s->PH);
         }
     }
     png_write_rgb(path, w, h, img);
@@ -220,15 +247,15 @@ void sample_write_grid(const char *path, const SampleSet *s) {
 }
 
 void sample_write_gif(const char *path, const SampleSet *s, int i, double fps) {
-    int z = sample_zoom(s->H, s->W, SAMPLE_GIF_MIN_PX), w = s->W * z, h = s->H * z;
-    size_t px = (size_t)s->H * s->W;
+    int z = sample_zoom(s->PH, s->PW, SAMPLE_GIF_MIN_PX), w = s->PW * z, h = s->PH * z;
+    size_t px = (size_t)s->PH * s->PW;
     uint8_t pal[768];
     gif_cube_palette(pal);
     uint8_t *rgb = ep_malloc((size_t)w * h * 3, "GIF frame"), *index = ep_malloc((size_t)w * h, "GIF indices");
     GifWriter g;
     gif_open(&g, path, w, h, pal);
     for (int f = 0; f < s->F; f++) {
-        blit(rgb, w, 0, 0, w, h, s->gen_frames + ((size_t)i * s->F + f) * 3 * px, s->W, s->H);
+        blit(rgb, w, 0, 0, w, h, s->gen_frames + ((size_t)i * s->F + f) * 3 * px, s->PW, s->PH);
         for (size_t j = 0; j < (size_t)w * h; j++) index[j] = gif_cube_index(rgb[3 * j], rgb[3 * j + 1], rgb[3 * j + 2]);
         gif_add_frame(&g, index, gif_delay_cs(fps));
     }
@@ -239,12 +266,12 @@ void sample_write_gif(const char *path, const SampleSet *s, int i, double fps) {
 /* ---- MP4 (H.264) ---- */
 
 void sample_write_mp4(const char *path, const SampleSet *s, int i, double fps) {
-    int z = sample_zoom(s->H, s->W, SAMPLE_GIF_MIN_PX), w = s->W * z, h = s->H * z;
-    size_t px = (size_t)s->H * s->W;
+    int z = sample_zoom(s->PH, s->PW, SAMPLE_GIF_MIN_PX), w = s->PW * z, h = s->PH * z;
+    size_t px = (size_t)s->PH * s->PW;
     uint8_t *rgb = ep_malloc((size_t)w * h * 3, "MP4 frame");
     VideoWriter *v = video_write_open(path, w, h, fps);
     for (int f = 0; f < s->F; f++) {
-        blit(rgb, w, 0, 0, w, h, s->gen_frames + ((size_t)i * s->F + f) * 3 * px, s->W, s->H);
+        blit(rgb, w, 0, 0, w, h, s->gen_frames + ((size_t)i * s->F + f) * 3 * px, s->PW, s->PH);
         video_write_frame(v, rgb);
     }
     video_write_close(v);
@@ -252,18 +279,18 @@ void sample_write_mp4(const char *path, const SampleSet *s, int i, double fps) {
 }
 
 void sample_write_side_by_side(const char *path, const SampleSet *s, int i, double fps) {
-    int z = sample_zoom(s->H, s->W, SAMPLE_GIF_MIN_PX), cw = s->W * z, ch = s->H * z, gap = SAMPLE_GRID_GAP;
+    int z = sample_zoom(s->PH, s->PW, SAMPLE_GIF_MIN_PX), cw = s->PW * z, ch = s->PH * z, gap = SAMPLE_GRID_GAP;
     int w = 4 * (cw + gap) + gap, h = ch + 2 * gap;
-    size_t px = (size_t)s->H * s->W, ppx = (size_t)s->sH * s->sW;
+    size_t px = (size_t)s->PH * s->PW, ppx = (size_t)s->sH * s->sW;
     uint8_t *img = ep_malloc((size_t)w * h * 3, "side-by-side frame");
     memset(img, SAMPLE_GRID_BG, (size_t)w * h * 3);
     VideoWriter *v = video_write_open(path, w, h, fps);
     for (int f = 0; f < s->F; f++) {
         size_t k = (size_t)i * s->F + f;
-        blit(img, w, gap, gap, cw, ch, s->ref_frames + (size_t)i * 3 * px, s->W, s->H);
+        blit(img, w, gap, gap, cw, ch, s->ref_frames + (size_t)i * 3 * px, s->PW, s->PH);
         blit(img, w, gap + (cw + gap), gap, cw, ch, s->pose_frames + k * 3 * ppx, s->sW, s->sH);
-        blit(img, w, gap + 2 * (cw + gap), gap, cw, ch, s->gen_frames + k * 3 * px, s->W, s->H);
-        blit(img, w, gap + 3 * (cw + gap), gap, cw, ch, s->truth_frames + k * 3 * px, s->W, s->H);
+        blit(img, w, gap + 2 * (cw + gap), gap, cw, ch, s->gen_frames + k * 3 * px, s->PW, s->PH);
+        blit(img, w, gap + 3 * (cw + gap), gap, cw, ch, s->truth_frames + k * 3 * px, s->PW, s->PH);
         video_write_frame(v, img);
     }
     video_write_close(v);

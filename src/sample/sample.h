@@ -8,6 +8,7 @@
 #include "data/dataset.h"
 #include "sample/ddim.h"
 #include "model/model.h"
+#include "model/vae.h"
 
 /* Sample i draws x_T (and eta's noise) from rng_seed_stream(seed, SAMPLE_STREAM_BASE + i):
  * its result depends neither on the batch size nor on the number of ranks' split. */
@@ -23,12 +24,13 @@
 
 typedef struct {
     int N, F, C, H, W, Cp, sH, sW;
+    int PH, PW;               /* the frame pictures' size: H, W, or the VAE's f*H, f*W (sample_decode_frames) */
     float *generated;         /* [N,F,C,H,W] */
     float *truth;             /* [N,F,C,H,W] the clip's latents */
     float *reference;         /* [N,C,H,W] frame SAMPLE_REF_FRAME's latent */
     uint8_t *pose;            /* [N,F,Cp,sH,sW] pose maps as bytes, round(255 p) */
-    uint8_t *gen_frames, *truth_frames; /* [N,F,3,H,W] via sample_latent_rgb */
-    uint8_t *ref_frames;      /* [N,3,H,W] */
+    uint8_t *gen_frames, *truth_frames; /* [N,F,3,PH,PW] via sample_latent_rgb */
+    uint8_t *ref_frames;      /* [N,3,PH,PW] */
     uint8_t *pose_frames;     /* [N,F,3,sH,sW] via sample_pose_rgb */
 } SampleSet;
 
@@ -44,6 +46,10 @@ void sample_generate(Model *m, Dataset *ds, const DdimConfig *c, uint64_t seed, 
  * 8-bit pictures of generated, truth, reference and pose (rank 0's job). */
 void sample_read_truth(Dataset *ds, SampleSet *s);
 void sample_make_frames(SampleSet *s);
+/* For a latent-space model (the deck's data.vae): after sample_make_frames,
+ * the generated, ground-truth and reference pictures again, from their
+ * latents decoded by the VAE one frame at a time, at PH x PW = f*H x f*W. */
+void sample_decode_frames(SampleSet *s, const Vae *vae);
 
 /* A latent frame [C,H,W] as planar RGB bytes [3,H,W]: channels 0..2 through
  * clamp(round((x + 1) * 127.5)), which decodes pixel-space latents; C < 3
