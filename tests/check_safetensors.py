@@ -12,6 +12,7 @@
 Usage: check_safetensors.py ENTPROG FIXTURES DECK WORKDIR"""
 import json
 import os
+import shutil
 import struct
 import sys
 
@@ -25,7 +26,8 @@ import safetensors_np as stnp  # noqa: E402
 from e2e import Harness  # noqa: E402
 
 ENTPROG, FIX, DECK, WORK = sys.argv[1], os.path.abspath(sys.argv[2]), os.path.abspath(sys.argv[3]), sys.argv[4]
-os.makedirs(WORK, exist_ok=True)
+shutil.rmtree(WORK, ignore_errors=True)  # a fresh folder: a run's out_dir must not hold an earlier run's checkpoints
+os.makedirs(WORK)
 H = Harness(ENTPROG, WORK)
 run, check = H.run, H.check
 W_H5 = f"{FIX}/tiny_weights.h5"

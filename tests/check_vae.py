@@ -14,6 +14,7 @@ difference is entprog's fp32 rounding alone: TOL relative to max|reference|
 through ~20 layers; 2e-5 leaves 10x for other BLAS kernels and thread counts).
 Usage (the venv's python, tests/vae.cmake): check_vae.py ENTPROG WORKDIR"""
 import os
+import shutil
 import sys
 
 import h5py
@@ -31,7 +32,8 @@ except Exception as e:  # noqa: BLE001
     sys.exit(f"FAILED: diffusers is not importable ({e!r}); tests/vae_venv.sh makes the venv this test runs in")
 
 ENTPROG, WORK = sys.argv[1], sys.argv[2]
-os.makedirs(WORK, exist_ok=True)
+shutil.rmtree(WORK, ignore_errors=True)  # a fresh folder: a run's out_dir must not hold an earlier run's checkpoints
+os.makedirs(WORK)
 H = Harness(ENTPROG, WORK)
 run, check = H.run, H.check
 P = lambda *n: os.path.join(WORK, *n)  # noqa: E731
