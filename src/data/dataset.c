@@ -1,4 +1,5 @@
 #include "data/dataset.h"
+#include "core/finite.h"
 #include "core/die.h"
 #include "io/h5util.h"
 #include <hdf5.h>
@@ -134,10 +135,10 @@ static void read_frames(const Dataset *ds, hid_t d, const char *name, hid_t memt
     if (memtype != H5T_NATIVE_FLOAT) return;
     const float *x = buf;
     size_t n = (size_t)F * dims[2] * dims[3] * dims[4];
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i])) /* a NaN in the data would poison the weights a step later */
-            ep_die("'%s': %s of video %d holds a non-finite value (%g) in frames from %d: refused", ds->path, name,
-                   video, (double)x[i], start);
+    size_t i = first_nonfinite(x, n);
+    if (i < n) /* a NaN in the data would poison the weights a step later */
+        ep_die("'%s': %s of video %d holds a non-finite value (%g) in frames from %d: refused", ds->path, name,
+               video, (double)x[i], start);
 }
 
 static void check_range(const Dataset *ds, int video, int start, int F, int stride) {

@@ -7,6 +7,7 @@
  * strlen + 1): h5dump shows it as text, h5py reads it as bytes, and it reads
  * back exactly. A comm of MPI_COMM_NULL means one process without MPI-IO. */
 #include "io/checkpoint.h"
+#include "core/finite.h"
 #include "io/checksum.h"
 #include "mpi/dp.h"
 #include "core/die.h"
@@ -338,8 +339,8 @@ static void read_group(hid_t f, const char *path, const char *group, const Param
             checksum_add_range(ck, name, a, dst, b - a);
             got = dst, n_got = b - a;
         }
-        for (size_t j = 0; j < n_got; j++)
-            if (!isfinite(got[j])) ep_die("'%s': tensor %s holds a non-finite value (%g): refused", path, name, (double)got[j]);
+        size_t j = first_nonfinite(got, n_got);
+        if (j < n_got) ep_die("'%s': tensor %s holds a non-finite value (%g): refused", path, name, (double)got[j]);
     }
 }
 

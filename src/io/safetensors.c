@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 #define _FILE_OFFSET_BITS 64
 #include "io/safetensors.h"
+#include "core/finite.h"
 #include "core/die.h"
 #include <errno.h>
 #include <jansson.h>
@@ -196,10 +197,10 @@ void st_read_f32(const StFile *sf, const StTensor *t, float *out) {
             for (size_t j = 0; j < k; j++) out[i + j] = f16 ? f16_to_f32(buf[j]) : bf16_to_f32(buf[j]);
         }
     }
-    for (size_t i = 0; i < t->numel; i++)
-        if (!isfinite(out[i]))
-            ep_die("'%s': tensor '%s' holds a non-finite value (%s) at element %zu", sf->path, t->name,
-                   isnan(out[i]) ? "NaN" : "Inf", i);
+    size_t i = first_nonfinite(out, t->numel);
+    if (i < t->numel)
+        ep_die("'%s': tensor '%s' holds a non-finite value (%s) at element %zu", sf->path, t->name,
+               isnan(out[i]) ? "NaN" : "Inf", i);
 }
 
 /* Round to nearest even; a NaN stays a (quiet) NaN. */

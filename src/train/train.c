@@ -1,4 +1,5 @@
 #include "train/train.h"
+#include "core/finite.h"
 #include "train/stages.h"
 #include "train/metrics.h"
 #include "ops/ops.h"
@@ -456,11 +457,10 @@ static void prune_ckpts(const Trainer *tr) {
     }
 }
 
-/* Index of the first non-finite value of x[0..n), or n. */
-static size_t first_nonfinite(const float *x, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i])) return i;
-    return n;
+/* For error messages: the newest checkpoint this run wrote, the one to resume from. */
+static void newest_ckpt(const Trainer *tr, char *buf, size_t n) {
+    if (tr->last_saved >= 0) ckpt_path(tr, tr->last_saved, buf, n);
+    else snprintf(buf, n, "none was written");
 }
 
 /* No checkpoint holds a non-finite value: the weights (named), the EMA and
@@ -483,8 +483,8 @@ static void refuse_nonfinite(Trainer *tr, const CkptState *s, const char *path) 
     int bad = what[0] != 0, any = bad;
     MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     if (!any) return;
-    char last[DECK_PATH_MAX + 64] = "none was written";
-    if (tr->last_saved >= 0) ckpt_path(tr, tr->last_saved, last, sizeof last);
+    char last[DECK_PATH_MAX + 64];
+    newest_ckpt(tr, last, sizeof last);
     if (bad) ep_die("train: not writing checkpoint '%s': %s holds a non-finite value at step %lld (the run has "
                     "diverged); the newest checkpoint: %s", path, what, tr->step, last);
     MPI_Barrier(MPI_COMM_WORLD); /* the rank that found it takes the job down */
@@ -521,8 +521,8 @@ static int stop_requested(Trainer *tr) {
 static void check_val_loss(Trainer *tr, double v) {
     if (isfinite(v)) return;
     if (tr->metrics) fflush(tr->metrics);
-    char last[DECK_PATH_MAX + 64] = "none was written";
-    if (tr->last_saved >= 0) ckpt_path(tr, tr->last_saved, last, sizeof last);
+    char last[DECK_PATH_MAX + 64];
+    newest_ckpt(tr, last, sizeof last);
     ep_die("train: the validation loss at step %lld is %g (not finite): the weights have diverged; nothing of this "
            "state is saved. The newest checkpoint: %s", tr->step, v, last);
 }
@@ -543,8 +543,8 @@ static void guard_bad_step(Trainer *tr, double loss, double gnorm) {
                 "train.max_bad_steps = %d)", tr->step, loss, gnorm, tr->bad_steps, tc->max_bad_steps);
     if (tr->bad_steps < tc->max_bad_steps) return;
     if (tr->metrics) fflush(tr->metrics);
-    char last[DECK_PATH_MAX + 64] = "none was written";
-    if (tr->last_saved >= 0) ckpt_path(tr, tr->last_saved, last, sizeof last);
+    char last[DECK_PATH_MAX + 64];
+    newest_ckpt(tr, last, sizeof last);
     ep_die("train: diverged: %d steps in a row up to step %lld had a non-finite loss or gradient norm (train.max_bad_steps "
            "= %d); none of them changed the weights. The newest checkpoint: %s. Try a lower train.lr, train.grad_clip > 0, "
            "or check the data", tr->bad_steps, tr->step, tc->max_bad_steps, last);

@@ -19,6 +19,16 @@ static unsigned next_byte(Bytes *b) { return b->at < b->n ? b->p[b->at++] : 0; }
 static unsigned pick(Bytes *b, unsigned n) { return n ? next_byte(b) % n : 0; }
 static int bytes_left(const Bytes *b) { return b->at < b->n; }
 
+/* The valid file each input starts from, copied afresh. */
+static void copy_file(const char *from, const char *to) {
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    char buf[65536];
+    size_t n;
+    while (a && b && (n = fread(buf, 1, sizeof buf, a)) > 0) fwrite(buf, 1, n, b);
+    if (a) fclose(a);
+    if (b) fclose(b);
+}
+
 /* Closes every HDF5 object left open by a load that died half way. */
 static void h5_close_all(void) {
     hid_t ids[512];
