@@ -527,6 +527,14 @@ static void check_val_loss(Trainer *tr, double v) {
            "state is saved. The newest checkpoint: %s", tr->step, v, last);
 }
 
+/* A validation: its row, its check, its line (note: said after the loss). */
+static void validate(Trainer *tr, const char *note) {
+    double v = trainer_validate(tr);
+    trainer_log_row(tr, "val", v, 0, 0, 0);
+    check_val_loss(tr, v);
+    if (tr->rank == 0) printf("step %lld | val loss %.6f%s\n", tr->step, v, note);
+}
+
 /* After a step: a skipped one (non-finite loss or gradient norm on some rank,
  * the same verdict on every rank) is counted; train.max_bad_steps of them in
  * a row end the run with an error. Nothing was updated by them, so the
@@ -606,10 +614,7 @@ int trainer_run(Trainer *tr) {
         if (in_trials) { /* candidates' steps: the run's own step resumes when the search ends */
             if (!tr->trials) { /* it ended with this tick: the validation and checkpoint that fell due inside it */
                 if (tc->val_every > 0 && tr->step / tc->val_every != search_from / tc->val_every) {
-                    double v = trainer_validate(tr);
-                    trainer_log_row(tr, "val", v, 0, 0, 0);
-                    check_val_loss(tr, v);
-                    if (tr->rank == 0) printf("step %lld | val loss %.6f (after the search)\n", tr->step, v);
+                    validate(tr, " (after the search)");
                 }
                 metrics_flush(tr);
                 if (tc->ckpt_every > 0 && tr->step / tc->ckpt_every != search_from / tc->ckpt_every) trainer_save(tr);
@@ -639,10 +644,7 @@ int trainer_run(Trainer *tr) {
             ms_sum = 0, in_window = 0;
         }
         if (tc->val_every > 0 && (tr->step % tc->val_every == 0 || tr->step == tc->steps)) {
-            double v = trainer_validate(tr);
-            trainer_log_row(tr, "val", v, 0, 0, 0);
-            check_val_loss(tr, v);
-            if (tr->rank == 0) printf("step %lld | val loss %.6f\n", tr->step, v);
+            validate(tr, "");
         }
         metrics_flush(tr);
         if ((tc->ckpt_every > 0 && tr->step % tc->ckpt_every == 0) || tr->step == tc->steps) trainer_save(tr);
