@@ -18,6 +18,7 @@
  * Otherwise prints one line: key=value pairs (ms_per_step, tflops, mem_mib, ...), then mfu_percent;
  * with ENTPROG_PROFILE=1 also a table of time per op (warm-up included). */
 #include "deck/deck.h"
+#include "core/blas_core.h"
 #include "core/clock.h"
 #include "core/die.h"
 #include "core/limits.h"
@@ -37,6 +38,7 @@ static float frand(void) {
 }
 
 int main(int argc, char **argv) {
+    blas_core_fix(argv);
     if (argc < 2) ep_die("usage: bench_step <deck> [--backend cpu|cuda] [--batch B] [--steps N] [--warmup N] "
                          "[--freeze K] [--peak TFLOPS] [--plan [--infer]] [--set section.key=value]");
     Deck deck;

@@ -3,8 +3,10 @@
 #include <stdio.h>
 #include <string.h>
 #include "cli/commands.h"
+#include "core/blas_core.h"
 
 int main(int argc, char **argv) {
+    blas_core_fix(argv); /* may restart the program: before MPI_Init */
     MPI_Init(&argc, &argv);
     int rc = 2; /* no command, or an unknown one */
     const Command *c = argc >= 2 ? command_find(argv[1]) : NULL;

@@ -1,5 +1,6 @@
 /* Backend choice and dispatch: op_<name> calls cpu_<name> or cuda_<name>. */
 #include "ops/ops.h"
+#include "core/blas_core.h"
 #include "core/clock.h"
 #include "core/die.h"
 #include "core/mem.h"
@@ -44,7 +45,7 @@ void ops_select(Backend b) {
                "use backend = cpu or rebuild on a machine with the CUDA toolkit");
 #endif
     } else {
-        snprintf(desc, sizeof desc, "CPU, %d OpenMP threads, fp32%s", omp_get_max_threads(),
+        snprintf(desc, sizeof desc, "CPU, %d OpenMP threads, OpenBLAS %s, fp32%s", omp_get_max_threads(), blas_core_name(),
                  ops_host_memory() ? "" : " (ENTPROG_SIM_DEVICE: separate backend copies, as on a GPU)");
     }
     backend = b;

@@ -8,6 +8,7 @@
 #include "mpi/dp.h"
 #include "mpi/dp_nccl.h"
 #include <math.h>
+#include "core/blas_core.h"
 #include "core/clock.h"
 #include "core/die.h"
 #include "core/mem.h"
@@ -127,7 +128,7 @@ static const char *NUMERICS_ENV[] = {"ENTPROG_GEMM", "ENTPROG_ATTN", "ENTPROG_AT
                                      "ENTPROG_SIM_DEVICE"};
 
 static void numerics_string(const Trainer *tr, char *buf, size_t n) {
-    int at = snprintf(buf, n, "backend=%s", tr->deck->train.backend);
+    int at = snprintf(buf, n, "backend=%s;blas=%s", tr->deck->train.backend, blas_core_name());
     for (size_t i = 0; i < sizeof NUMERICS_ENV / sizeof *NUMERICS_ENV && at < (int)n; i++) {
         const char *v = getenv(NUMERICS_ENV[i]);
         at += snprintf(buf + at, n - at, ";%s=%s", NUMERICS_ENV[i], v ? v : "");
