@@ -6,6 +6,7 @@
 #include "io/ckpt_schedule.h"
 #include "core/die.h"
 #include "io/h5util.h"
+#include "io/safetensors.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -139,6 +140,7 @@ static void read_f64_vector(hid_t f, const char *path, const char *dset, double 
 }
 
 int ckpt_read_cei(const char *path, double *cei, int *order, int L) {
+    if (st_is_safetensors(path)) return 0; /* train.init may be bare weights: no ranking, score CEI */
     hid_t f = h5_open_read(path, MPI_COMM_NULL);
     int has_cei = h5_exists(f, "/schedule/cei"), has_order = h5_exists(f, "/schedule/order");
     if (!has_cei && !has_order) {

@@ -14,5 +14,5 @@ void ckpt_write_cei(const char *path, const double *cei, const int *order, int L
 
 /* Reads them back: 1 if present, 0 if the file has neither. Dies naming the
  * file if only one is present, a shape is not [L], or order is not a
- * permutation of 0..L-1. */
+ * permutation of 0..L-1. A safetensors file has neither (0). */
 int ckpt_read_cei(const char *path, double *cei, int *order, int L);
