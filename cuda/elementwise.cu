@@ -287,7 +287,7 @@ __global__ static void add_pos_k(float *z, const float *pos, const float *frame,
     FOR_EACH(n) {
         size_t r = i / D;
         int j = (int)(i % D);
-        float add = pos[(r % S) * D + j];
+        float add = pos ? pos[(r % S) * D + j] : 0.0f; /* NULL: the frame embedding alone */
         if (r < nframe_rows) add += frame[((r / S) % F) * D + j];
         z[i] += add;
     }

@@ -60,6 +60,85 @@ void dp_reduce_scatter_mean(const Dp *d, float *buf, const size_t *cut, float *s
     free(sc);
 }
 
+/* ---- the same reduce-scatter, overlapped ---- */
+
+/* One message per piece of a slice: tag TAG_RS + piece (pieces as above, so counts fit an int). */
+#define TAG_RS 17000
+
+static void rs_push(DpRsAsync *x, MPI_Request r) {
+    if (x->n_req == x->cap) {
+        x->cap = x->cap ? 2 * x->cap : 16;
+        x->req = realloc(x->req, (size_t)x->cap * sizeof *x->req);
+        if (!x->req) ep_die("out of memory for MPI requests");
+    }
+    x->req[x->n_req++] = r;
+}
+
+void dp_rs_begin(DpRsAsync *x, const Dp *d, float *buf, const size_t *cut, float *scratch) {
+    memset(x, 0, sizeof *x);
+    x->d = d, x->buf = buf, x->cut = cut, x->scratch = scratch, x->next = d->size;
+    if (d->size == 1) return;
+    /* every other rank's part of this rank's slice, at scratch + q * mine: the
+     * layout dp_reduce_scatter_mean sums (receives first, so no send waits for one) */
+    size_t mine = cut[d->rank + 1] - cut[d->rank];
+    for (int q = 0; q < d->size; q++) {
+        if (q == d->rank) continue;
+        for (size_t p0 = 0; p0 < mine; p0 += PIECE) {
+            MPI_Request r;
+            int n = (int)(mine - p0 < PIECE ? mine - p0 : PIECE);
+            MPI_Irecv(scratch + (size_t)q * mine + p0, n, MPI_FLOAT, q, TAG_RS + (int)(p0 / PIECE), d->comm, &r);
+            rs_push(x, r);
+        }
+    }
+}
+
+void dp_rs_ready(DpRsAsync *x, size_t from) {
+    const Dp *d = x->d;
+    if (d->size == 1) return;
+    while (x->next > 0 && x->cut[x->next - 1] >= from) {
+        int r = --x->next;
+        if (r == d->rank) continue; /* this rank's own part stays in buf */
+        size_t len = x->cut[r + 1] - x->cut[r];
+        for (size_t p0 = 0; p0 < len; p0 += PIECE) {
+            MPI_Request q;
+            int n = (int)(len - p0 < PIECE ? len - p0 : PIECE);
+            MPI_Isend(x->buf + x->cut[r] + p0, n, MPI_FLOAT, r, TAG_RS + (int)(p0 / PIECE), d->comm, &q);
+            rs_push(x, q);
+        }
+    }
+    /* large messages move only inside MPI calls (no progress thread): give them one */
+    int done;
+    if (x->n_req) MPI_Testall(x->n_req, x->req, &done, MPI_STATUSES_IGNORE);
+}
+
+void dp_rs_finish(DpRsAsync *x) {
+    const Dp *d = x->d;
+    int R = d->size;
+    if (R == 1) return;
+    dp_rs_ready(x, 0);
+    MPI_Waitall(x->n_req, x->req, MPI_STATUSES_IGNORE);
+    free(x->req);
+    x->req = NULL, x->n_req = x->cap = 0;
+    /* this rank's own part into its empty place, then the sum in rank order
+     * 0, 1, ..., R-1: the same additions, in the same order, as dp_reduce_scatter_mean */
+    size_t mine = x->cut[d->rank + 1] - x->cut[d->rank];
+    float *dst = x->buf + x->cut[d->rank], *sc = x->scratch, inv = 1.0f / (float)R;
+    memcpy(sc + (size_t)d->rank * mine, dst, mine * sizeof(float));
+    for (size_t i = 0; i < mine; i++) {
+        float s = sc[i];
+        for (int q = 1; q < R; q++) s += sc[(size_t)q * mine + i];
+        dst[i] = s * inv;
+    }
+}
+
+int dp_padded_shard(const size_t *cut, int size, size_t *shard) {
+    size_t S = largest(cut, size);
+    *shard = S;
+    for (int r = 0; r <= size; r++)
+        if (cut[r] != (size_t)r * S) return 0;
+    return 1;
+}
+
 void dp_allgather(const Dp *d, float *buf, const size_t *cut) {
     int R = d->size;
     if (R == 1) return;

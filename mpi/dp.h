@@ -23,6 +23,37 @@ void dp_range(size_t n, int rank, int size, size_t *lo, size_t *hi);
  * stale. cut has size+1 entries, cut[0] = 0, cut[size] = n. scratch holds
  * size * (largest slice) floats. */
 void dp_reduce_scatter_mean(const Dp *d, float *buf, const size_t *cut, float *scratch);
+/* The same reduce-scatter, overlapped with the computation that produces buf
+ * (backward): the caller says, as it goes, from where on buf is final
+ * (dp_rs_ready, `from` only decreasing), and each rank's slice leaves for its
+ * owner as soon as it lies inside the final part (one message per sender and
+ * owner, MPI_Isend/MPI_Irecv; a rank keeps its own slice). dp_rs_finish waits
+ * and sums in rank order, so the result is bit for bit dp_reduce_scatter_mean's.
+ * buf and cut must stay untouched until dp_rs_finish, except that the caller
+ * may write parts not yet declared final. scratch as above. */
+typedef struct {
+    const Dp *d;
+    float *buf, *scratch;
+    const size_t *cut;
+    int next;             /* slices next .. size-1 are on their way (they go last first) */
+    MPI_Request *req;
+    int n_req, cap;
+} DpRsAsync;
+
+void dp_rs_begin(DpRsAsync *x, const Dp *d, float *buf, const size_t *cut, float *scratch);
+/* buf[from, cut[size]) is final: sends every slice inside it not yet sent, and
+ * lets MPI progress the messages already under way. */
+void dp_rs_ready(DpRsAsync *x, size_t from);
+/* Sends what is left (all of buf is final now), waits, and writes the mean into this rank's slice. */
+void dp_rs_finish(DpRsAsync *x);
+
+/* Equal shards for a collective that needs them (NCCL's reduce-scatter and
+ * all-gather): the largest slice of cut, S; the exchange then runs on R * S
+ * values, slice r at r * S followed by padding. Returns 1 when buf itself
+ * already has that layout (cut[r] = r * S for every r and cut[R] = R * S): no
+ * copies, the padding is empty. The padding never leaves the exchange: the
+ * ZeRO-1 ranges, the optimizer and checkpoints see only cut. */
+int dp_padded_shard(const size_t *cut, int size, size_t *shard);
 /* All-gather: every rank's slice buf[cut[r] .. cut[r+1]) reaches every rank. */
 void dp_allgather(const Dp *d, float *buf, const size_t *cut);
 /* Sum of one double per rank, added in rank order (the same bits everywhere). */

@@ -6,10 +6,12 @@ import-dit; then entprog predict, with the reference and the pose dropped,
 must give DiT's noise half for the same x, t and label.
   * image mode (F = 1): eps_hat == DiT(x, t, y)[:, :C] for labels 7 and null;
     with the pose given (not dropped) too, as the guider's last Linear is zero;
-  * video (F = 4), frame by frame: eps_hat[:, f] == DiT with EP-VDiT's fixed frame
-    embedding of f added to its tokens (docs/weights.md: the frame embedding is
-    fixed, not a parameter, so no initialisation can remove it; the temporal
-    branch, gated by zero, adds nothing);
+  * video (F = 4), frame by frame: with model.frame_embed = temporal (the
+    frame embedding only enters the temporal attention, gated by zero),
+    eps_hat[:, f] == DiT(x[:, f], t, y) itself; with the contract's default
+    (input: the fixed embedding added to every token, not a parameter, so no
+    initialisation can remove it) eps_hat[:, f] == DiT with the frame
+    embedding of f added to its tokens, and != plain DiT;
 tolerance: relative 2e-6 of max|eps|, entprog in fp32 against DiT in float64
 (the tolerance of check_reference.py for the same operations). A deck whose
 width does not fit is refused naming the tensor.
@@ -55,7 +57,7 @@ def frame_embed(f):
     return torch.from_numpy(np.concatenate([np.sin(f * w), np.cos(f * w)]))
 
 
-def compare(label, weights, y, F, drop_pose):
+def compare(label, weights, y, F, drop_pose, fe_mode="input"):
     B = 3
     g = torch.Generator().manual_seed(100 + F + drop_pose)
     x = torch.randn(B, F, C, HW, HW, generator=g)
@@ -74,20 +76,32 @@ def compare(label, weights, y, F, drop_pose):
     worst, plain = 0.0, 0.0
     with torch.no_grad():
         for fr in range(F):
-            extra = frame_embed(fr)[None, None].expand(B, (HW // p) ** 2, D) if F > 1 else None
+            added = F > 1 and fe_mode == "input"
+            extra = frame_embed(fr)[None, None].expand(B, (HW // p) ** 2, D) if added else None
             want = net(x[:, fr].double(), t.long(), torch.full((B,), y), extra)[:, :C].numpy()
             worst = max(worst, float(np.abs(got[:, fr] - want).max() / np.abs(want).max()))
-            if F > 1:
+            if added:
                 dit = net(x[:, fr].double(), t.long(), torch.full((B,), y))[:, :C].numpy()
                 plain = max(plain, float(np.abs(got[:, fr] - dit).max() / np.abs(dit).max()))
-    note = f" (against DiT without the frame embedding: {plain:.2e})" if F > 1 else ""
+    note = f" (against DiT without the frame embedding: {plain:.2e})" if added else ""
     check(worst <= TOL, f"{label}: eps_hat vs DiT's noise half, frame by frame: rel err {worst:.2e} <= {TOL:g}{note}")
+    if added:
+        check(plain > 100 * TOL, f"{label}: the input frame embedding makes it differ from plain DiT ({plain:.2e})")
 
 
 compare("image_label7", "ep7.safetensors", 7, 1, 1)
 compare("image_null", "epnull.safetensors", NCLS, 1, 1)
 compare("image_pose_kept", "ep7.safetensors", 7, 1, 0)
 compare("video_label7", "ep7.safetensors", 7, 4, 1)
+
+# model.frame_embed = temporal: recorded in the imported weights, plain DiT frame by frame
+with open(DECK) as f:
+    text = f.read().replace("[model]\n", "[model]\nframe_embed = temporal\n", 1)
+with open(P("temporal.ini"), "w") as f:
+    f.write(text)
+run("import-dit", P("temporal.ini"), "--dit", P("dit.safetensors"), "--out", P("ep7t.safetensors"), "--label", "7")
+compare("video_label7_frame_embed_temporal", "ep7t.safetensors", 7, 4, 1, "temporal")
+compare("video_label7_frame_embed_temporal_pose_kept", "ep7t.safetensors", 7, 4, 0, "temporal")
 
 # the imported weights train: train.init takes them (one step)
 run("datagen", DECK)

@@ -98,7 +98,13 @@ for method in ("entprog", "random", "depth"):
     ok = all(int(r[2]) == int(r[3 + 2 * int(np.nanargmax(r[4::2]))]) for r in searched)
     check(len(searched) >= 1 and ok, f"{method}: each searched stage kept the candidate with the highest CE")
 with h5py.File(f"{WORK}/temporal/ckpt_00000060.h5", "r") as f:
-    check(all("attn_t" in k for k in f["optimizer/m"].keys()), "temporal: only attn_t tensors train")
+    keys = list(f["optimizer/m"].keys())
+    ada = [k for k in keys if k.startswith("blocks.") and ".ada." in k]
+    outside = [k for k in ada if f["optimizer/m"][k][: f["optimizer/m"][k].shape[0] // 9 * 3].any()
+               or f["optimizer/m"][k][f["optimizer/m"][k].shape[0] // 9 * 6:].any()]
+    check(all("attn_t" in k or k in ada for k in keys) and ada and not outside,
+          f"temporal: only attn_t and the temporal rows of ada train ({len(keys)} tensors with moments, "
+          f"non-zero moments outside the temporal rows: {outside})")
 for method in ("linear", "entprog"):
     stage_memory(method, outs[method])
 

@@ -42,7 +42,7 @@ FLOOR = 1e-12
 TOL_OUT = 2e-6  # eps_hat and loss
 TOL_GRAD = 2e-5  # every gradient tensor
 HERE = os.path.dirname(os.path.abspath(__file__))
-CASES = ("video", "video_drop", "image")
+CASES = ("video", "video_drop", "image", "video_fe_temporal")
 
 
 # ---------------------------------------------------------------------------
@@ -169,6 +169,15 @@ def check_case(cmd_prefix, case, fixtures, workdir, quiet=False):
         if not os.path.exists(pth):
             print(f"check_reference: missing fixture {pth}", file=sys.stderr)
             return False, None
+    with h5py.File(inputs, "r") as f:
+        fe = f.attrs.get("frame_embed")
+    if fe is not None:  # the case's model.frame_embed goes with the weights, where entprog reads it
+        fe = fe.decode() if isinstance(fe, bytes) else str(fe)
+        copy = os.path.join(workdir, f"weights_frame_embed_{fe}.h5")
+        shutil.copyfile(weights, copy)
+        with h5py.File(copy, "a") as f:
+            f.attrs["frame_embed"] = np.bytes_(fe)
+        weights = copy
     pred = os.path.join(workdir, f"{case}_predict.h5")
     grad = os.path.join(workdir, f"{case}_grad.h5")
     ok_p = run_entprog(cmd_prefix, "predict", weights, inputs, pred, sys.stdout)
@@ -211,6 +220,8 @@ def fake_entprog(argv):
         cfg = {k: int(f.attrs[k]) for k in ("C", "H", "W", "p", "D", "NH", "L", "mlp_ratio", "Cp", "s", "Cg")}
         cfg["F"] = int(inp["x"].shape[1])
         sd = {n: torch.from_numpy(f["model"][n][()]) for n in f["model"]}
+        fe = f.attrs.get("frame_embed", b"input")
+        cfg["frame_embed"] = fe.decode() if isinstance(fe, bytes) else str(fe)
     m = E.EPVDiT(**cfg).to(dt)
     m.load_state_dict(sd)
     eps_hat = m(inp["x"].to(dt), inp["t"].long(), inp["ref"].to(dt), inp["pose"].to(dt),

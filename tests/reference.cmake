@@ -5,7 +5,7 @@ set(ENTPROG_REF_PYTHON /usr/bin/python3 CACHE FILEPATH "Python with torch, h5py 
 set(ENTPROG_REF_CHECK ${PROJECT_SOURCE_DIR}/tests/check_reference.py)
 set(ENTPROG_REF_FIXTURES ${PROJECT_SOURCE_DIR}/tests/fixtures)
 
-foreach(ref_case video video_drop image)
+foreach(ref_case video video_drop image video_fe_temporal)
   set(ref_work ${CMAKE_BINARY_DIR}/test-work/reference_${ref_case})
   file(MAKE_DIRECTORY ${ref_work})
   add_test(NAME reference_${ref_case}

@@ -37,7 +37,7 @@ typedef struct {
 
 static ModelShape tiny_shape(void) {
     return (ModelShape){.F = 4, .C = 3, .H = 16, .W = 16, .p = 2, .D = 32, .NH = 2, .L = 3,
-                        .mlp_ratio = 4, .Cp = 3, .s = 2, .Cg = 8};
+                        .mlp_ratio = 4, .Cp = 3, .s = 2, .Cg = 8, .frame_embed = "input"};
 }
 
 static void model_new(Model *M, ModelShape shape) {

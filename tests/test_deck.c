@@ -55,7 +55,7 @@ static void test_defaults(void) {
     Deck d;
     deck_parse_string(&d, "", "empty");
     ModelShape tiny = {.F = 4, .C = 3, .H = 16, .W = 16, .p = 2, .D = 32, .NH = 2, .L = 3,
-                       .mlp_ratio = 4, .Cp = 3, .s = 2, .Cg = 8};
+                       .mlp_ratio = 4, .Cp = 3, .s = 2, .Cg = 8, .frame_embed = "input"};
     CHECK(memcmp(&d.model, &tiny, sizeof tiny) == 0);
     CHECK(!strcmp(d.data.dir, "data") && d.data.n_train == 16 && d.data.n_val == 4 && d.data.n_test == 4);
     CHECK(d.data.frames == 16 && d.data.frame_stride == 1 && d.data.seed == 1 && d.data.fps == 8);
@@ -86,7 +86,7 @@ static void test_shipped(const char *inputs) {
     snprintf(path, sizeof path, "%s/small.ini", inputs);
     deck_load(&d, path);
     ModelShape small = {.F = 8, .C = 3, .H = 32, .W = 32, .p = 4, .D = 128, .NH = 4, .L = 6,
-                        .mlp_ratio = 4, .Cp = 3, .s = 2, .Cg = 16};
+                        .mlp_ratio = 4, .Cp = 3, .s = 2, .Cg = 16, .frame_embed = "input"};
     CHECK(memcmp(&d.model, &small, sizeof small) == 0);
     CHECK(d.train.batch == 4 && d.train.lr == 3e-4 && !strcmp(d.train.lr_schedule, "cosine") && d.train.warmup > 0);
     deck_free(&d);
@@ -94,7 +94,7 @@ static void test_shipped(const char *inputs) {
     snprintf(path, sizeof path, "%s/paper.ini", inputs);
     deck_load(&d, path);
     ModelShape paper = {.F = 16, .C = 4, .H = 64, .W = 64, .p = 2, .D = 1152, .NH = 16, .L = 28,
-                        .mlp_ratio = 4, .Cp = 3, .s = 8, .Cg = 64};
+                        .mlp_ratio = 4, .Cp = 3, .s = 8, .Cg = 64, .frame_embed = "temporal"};
     CHECK(memcmp(&d.model, &paper, sizeof paper) == 0);
     CHECK(d.train.batch == 1 && d.train.lr == 1e-5 && !strcmp(d.train.backend, "cuda"));
     deck_free(&d);
@@ -150,6 +150,7 @@ static void test_bad_decks(void) {
     bad_deck("bad_optimizer", "[train]\noptimizer = adam\n", "train.optimizer");
     bad_deck("bad_schedule", "[train]\nlr_schedule = linear\n", "train.lr_schedule");
     bad_deck("bad_backend", "[train]\nbackend = tpu\n", "train.backend");
+    bad_deck("bad_frame_embed", "[model]\nframe_embed = output\n", "model.frame_embed");
     bad_deck("H_not_multiple_of_p", "[model]\nH = 15\n", "model.H");
     bad_deck("D_not_divisible_by_NH", "[model]\nD = 36\nNH = 8\n", "model.D");
     bad_deck("s_not_power_of_two", "[model]\ns = 3\n", "model.s");

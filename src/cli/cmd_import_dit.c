@@ -43,6 +43,9 @@ int cmd_import_dit(int argc, char **argv) {
     printf("import-dit: %d DiT blocks%s, label row %d of %d%s -> %s (%zu parameters)\n", info.blocks,
            info.learn_sigma ? " (learned sigma: noise half kept)" : "", info.label, info.n_labels,
            info.label == info.n_labels - 1 ? " (null class)" : "", out, pt.total);
+    if (shape.F > 1 && !shape_frame_embed_temporal(&shape))
+        printf("import-dit: model.frame_embed = input: each video frame is DiT plus the fixed frame embedding; "
+               "model.frame_embed = temporal makes it DiT itself, frame by frame (docs/weights.md)\n");
     free(w);
     param_table_free(&pt);
     deck_free(&deck);

@@ -49,6 +49,7 @@ static const KeyDef KEYS[] = {
     INT("model", "Cp", model.Cp, 1),
     INT("model", "s", model.s, 1),
     INT("model", "Cg", model.Cg, 1),
+    ENUM("model", "frame_embed", model.frame_embed, "input|temporal"),
 
     STR("data", "dir", data.dir),
     INT("data", "n_train", data.n_train, 1),
@@ -109,7 +110,7 @@ static const KeyDef KEYS[] = {
 static void set_defaults(Deck *d) {
     memset(d, 0, sizeof *d);
     d->model = (ModelShape){.F = 4, .C = 3, .H = 16, .W = 16, .p = 2, .D = 32, .NH = 2, .L = 3,
-                            .mlp_ratio = 4, .Cp = 3, .s = 2, .Cg = 8};
+                            .mlp_ratio = 4, .Cp = 3, .s = 2, .Cg = 8, .frame_embed = "input"};
     DataConfig *a = &d->data;
     snprintf(a->dir, sizeof a->dir, "data");
     a->n_train = 16, a->n_val = 4, a->n_test = 4;

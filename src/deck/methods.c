@@ -9,7 +9,7 @@ static const ProgMethod METHODS[] = {
     {"linear", ORDER_CEI, SCHED_LINEAR, TRAINS_TOP_M, "CEI order, m grows by equal steps (w/o Ada.)"},
     {"random", ORDER_RANDOM, SCHED_ADAPTIVE, TRAINS_TOP_M, "random order, m searched (w/o CEI)"},
     {"depth", ORDER_DEPTH, SCHED_ADAPTIVE, TRAINS_TOP_M, "deepest block first, m searched (w/o CEI)"},
-    {"temporal", ORDER_INDEX, SCHED_ALL, TRAINS_TEMPORAL, "only the temporal attention of every block"},
+    {"temporal", ORDER_INDEX, SCHED_ALL, TRAINS_TEMPORAL, "only the temporal attention of every block, with its shift_t/scale_t/gate_t rows of ada"},
 };
 #define N_METHODS ((int)(sizeof METHODS / sizeof METHODS[0]))
 

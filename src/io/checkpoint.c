@@ -167,6 +167,7 @@ static void write_root_attrs(hid_t f, const ModelShape *m) {
     h5_attr_str(f, "/", "model", desc);
     ModelShape copy = *m;
     for (int i = 0; i < N_SHAPE_ATTRS; i++) h5_attr_int(f, "/", SHAPE_ATTRS[i].name, *shape_field(&copy, i));
+    h5_attr_str(f, "/", "frame_embed", shape_frame_embed_name(m));
 }
 
 /* Attributes must be identical on every rank: take rank 0's state. */
@@ -273,6 +274,13 @@ static void read_shape_attrs(hid_t f, const char *path, ModelShape *m) {
             ep_die("'%s' lacks the root attribute '%s' (not an EP-VDiT checkpoint or weights file?)", path, name);
         *shape_field(m, i) = (int)h5_get_attr_int(f, path, "/", name);
     }
+    shape_set_frame_embed(m, "input"); /* files written before the attribute */
+    if (h5_has_attr(f, "/", "frame_embed")) {
+        char *v = h5_get_attr_str(f, path, "/", "frame_embed");
+        if (!shape_set_frame_embed(m, v))
+            ep_die("'%s': root attribute frame_embed = '%s' is neither 'input' nor 'temporal'", path, v);
+        free(v);
+    }
 }
 
 void ckpt_read_shape(const char *path, ModelShape *shape) {
@@ -289,6 +297,7 @@ static void check_shape(hid_t f, const char *path, const ModelShape *want) {
         if (*shape_field(&have, i) != *shape_field(&w, i))
             ep_die("checkpoint '%s' has %s = %d but the model has %s = %d", path, SHAPE_ATTRS[i].name,
                    *shape_field(&have, i), SHAPE_ATTRS[i].name, *shape_field(&w, i));
+    shape_warn_frame_embed(path, &have, want);
 }
 
 /* Every link in a tensor group must be a parameter of the table. */

@@ -30,6 +30,9 @@ static int meta_shape(const StFile *sf, ModelShape *m) {
         *field(m, i) = (int)x;
         got++;
     }
+    const char *fe = st_meta(sf, "frame_embed");
+    if (!shape_set_frame_embed(m, fe ? fe : "input"))
+        ep_die("'%s': __metadata__ 'frame_embed' = '%s' is neither 'input' nor 'temporal'", sf->path, fe);
     return got;
 }
 
@@ -63,6 +66,7 @@ static void check_tensors(const StFile *sf, const ParamTable *pt, const ModelSha
             if (st_meta(sf, KEYS[i].name) && *field(&have, i) != *field((ModelShape *)want, i))
                 ep_die("'%s' has %s = %d but the model has %s = %d", sf->path, KEYS[i].name, *field(&have, i),
                        KEYS[i].name, *field((ModelShape *)want, i));
+    if (st_meta(sf, "frame_embed")) shape_warn_frame_embed(sf->path, &have, want);
     for (int i = 0; i < sf->n; i++)
         if (param_find(pt, sf->t[i].name) < 0)
             ep_die("'%s' has tensor '%s', which is not a parameter of this model", sf->path, sf->t[i].name);
@@ -110,7 +114,7 @@ void weights_save_safetensors(const char *path, const ParamTable *pt, const Mode
         for (int d = 0; d < p->ndim; d++) t[i].shape[d] = p->shape[d];
     }
     char vals[N_KEYS][16];
-    const char *meta[2 * (N_KEYS + 1)];
+    const char *meta[2 * (N_KEYS + 2)];
     int n_meta = 0;
     meta[2 * n_meta] = "format", meta[2 * n_meta + 1] = "EP-VDiT", n_meta++;
     for (int i = 0; i < N_KEYS; i++) {
@@ -119,6 +123,7 @@ void weights_save_safetensors(const char *path, const ParamTable *pt, const Mode
         snprintf(vals[i], sizeof vals[i], "%d", v);
         meta[2 * n_meta] = KEYS[i].name, meta[2 * n_meta + 1] = vals[i], n_meta++;
     }
+    meta[2 * n_meta] = "frame_embed", meta[2 * n_meta + 1] = shape_frame_embed_name(shape), n_meta++;
     st_write(path, t, pt->n, type, meta, n_meta);
     free(t);
 }

@@ -174,6 +174,16 @@ void ref_block_backward(Model *m, int b, int full) {
 
 /* ---- video pass ---- */
 
+/* u += the frame embedding of each row's frame, when the model adds it to the
+ * temporal attention's input (frame_embed = temporal). A constant added to u:
+ * u's gradient passes through unchanged, only the rebuilt u for tqkv's weight
+ * gradient needs it again. */
+static void temporal_frame_embed(const Model *m, float *u) {
+    if (!shape_frame_embed_temporal(&m->shape)) return;
+    Dims d = dims(m);
+    op_add_pos(u, NULL, m->frame_emb, d.N, d.N, d.S, d.F, d.D);
+}
+
 /* The video pass of block b on the stream m->a.zr (in place). */
 static void video_forward(Model *m, int b, const Batch *in) {
     Dims d = dims(m);
@@ -193,6 +203,7 @@ static void video_forward(Model *m, int b, const Batch *in) {
     /* temporal: each spatial position attends across the F frames (strided rows) */
     if (d.F > 1) {
         ln_modulate(NULL, m->a.rstd, m->a.u, m->a.mean, z, mod, SHIFT_T, SCALE_T, &d, d.B, FS);
+        temporal_frame_embed(m, m->a.u);
         op_linear(k->qkvt, m->a.u, W(m, b, BP_TQKV_W), W(m, b, BP_TQKV_B), (int)d.N, d.D, D3);
         AttnShape at = attn_shape_temporal(m);
         op_attention(&at, k->aot, k->Pt, k->qkvt, NULL, NULL);
@@ -263,6 +274,7 @@ void video_block_backward(Model *m, int b, const Batch *in) {
         op_attention_backward(&at, g->dqkv, NULL, g->dao, k->aot, k->Pt, k->qkvt, NULL, NULL, g->dS);
         ZERO(g->du, d.N * d.D);
         relayernorm(m, b, 1, SHIFT_T, SCALE_T, dW(m, b, BP_TQKV_W));
+        if (dW(m, b, BP_TQKV_W)) temporal_frame_embed(m, m->a.u);
         op_linear_backward(g->du, dW(m, b, BP_TQKV_W), dW(m, b, BP_TQKV_B), g->dqkv, m->a.u, W(m, b, BP_TQKV_W),
                            (int)d.N, d.D, D3);
         ln_modulate_backward(dz, dmod, g->dxhat, g->du, m->a.xhat, m->a.rstd, mod, SHIFT_T, SCALE_T, &d, d.B, FS);

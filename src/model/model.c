@@ -13,6 +13,9 @@ static float *G(const Model *m, int idx) { return model_cgrad(m, idx); }
 static const float *Pb(const Model *m, int b, int k) { return m->w + param_block(&m->pt, b, k)->offset; }
 static float *Gb(const Model *m, int b, int k) { return model_cgrad(m, m->pt.blk0 + b * BP_COUNT + k); }
 static int skipped(const Model *m, int b) { return m->skip && m->skip[b]; }
+static void grads_final(const Model *m, int first) {
+    if (m->grads_final) m->grads_final(m->grads_final_ctx, first);
+}
 
 int model_last_active(const Model *m) {
     for (int b = m->shape.L - 1; b >= 0; b--)
@@ -38,8 +41,9 @@ static void forward(Model *m, const Batch *in, float *eps_hat) {
     op_patchify(a->xp, in->x, BF, C, H, Wd, p);
     op_patchify(a->xp + N * K, in->ref, B, C, H, Wd, p);
     op_linear(a->zr, a->xp, P(m, m->pt.x_w), P(m, m->pt.x_b), (int)(N + Nr), K, D);
-    /* frame embedding never in image mode nor in the reference pass */
-    op_add_pos(a->zr, m->pos, m->frame_emb, N + Nr, F > 1 ? N : 0, S, F, D);
+    /* frame embedding never in image mode nor in the reference pass; with
+     * frame_embed = temporal the blocks add it to their temporal attention's input */
+    op_add_pos(a->zr, m->pos, m->frame_emb, N + Nr, F > 1 && !shape_frame_embed_temporal(&m->shape) ? N : 0, S, F, D);
 
     pose_guider_forward(m, in);
     op_add_unless(a->zr, a->pg_out, in->drop_pose, B, (size_t)F * S * D);
@@ -56,6 +60,25 @@ static void forward(Model *m, const Batch *in, float *eps_hat) {
     op_ln_modulate(a->uf, a->xhatf, a->mean, a->rstdf, a->zr, a->fmod, a->fmod + D, 2 * D, B, F * S, D);
     op_linear(a->fout, a->uf, P(m, m->pt.f_lin_w), P(m, m->pt.f_lin_b), (int)N, D, PPC);
     op_unpatchify_final(eps_hat, a->fout, BF, C, H, Wd, p);
+}
+
+/* block b's ada: dsc += its input gradient, and its weight gradient from
+ * dmod; when only the temporal rows train (TRAIN_TEMPORAL_ROWS) the other six
+ * chunks of dmod are zeroed first, after the input gradient has used them. */
+static void ada_backward(Model *m, int b, float *dsc) {
+    const Grads *g = &m->g;
+    int B = m->B, D = m->shape.D;
+    float *dw = Gb(m, b, BP_ADA_W), *db = Gb(m, b, BP_ADA_B);
+    if (!dw || m->trainable[m->pt.blk0 + b * BP_COUNT + BP_ADA_W] != TRAIN_TEMPORAL_ROWS) {
+        op_linear_backward(dsc, dw, db, g->dmod, m->a.sc, Pb(m, b, BP_ADA_W), 2 * B, D, 9 * D);
+        return;
+    }
+    if (dsc) op_linear_backward(dsc, NULL, NULL, g->dmod, m->a.sc, Pb(m, b, BP_ADA_W), 2 * B, D, 9 * D);
+    for (int r = 0; r < 2 * B; r++) {
+        op_zero(g->dmod + (size_t)r * 9 * D, (size_t)3 * D);         /* shift_s, scale_s, gate_s */
+        op_zero(g->dmod + (size_t)r * 9 * D + 6 * D, (size_t)3 * D); /* shift_m, scale_m, gate_m */
+    }
+    op_linear_backward(NULL, dw, db, g->dmod, m->a.sc, Pb(m, b, BP_ADA_W), 2 * B, D, 9 * D);
 }
 
 static void backward(Model *m, const Batch *in, const float *deps) {
@@ -83,6 +106,7 @@ static void backward(Model *m, const Batch *in, const float *deps) {
     if (reach) op_layernorm_backward(g->dzr, g->dxhat, a->xhatf, a->rstdf, (int)N, D);
     op_linear_backward(dsc, G(m, m->pt.f_ada_w), G(m, m->pt.f_ada_b), g->dmod, a->sc, P(m, m->pt.f_ada_w), B, D,
                        2 * D);
+    grads_final(m, m->pt.f_ada_w); /* the final layer (the table's last tensors) */
 
     /* blocks, last to first, down to the earliest one that trains (frozen ones
      * pass input gradients only); video block b feeds the bank gradient that
@@ -96,10 +120,13 @@ static void backward(Model *m, const Batch *in, const float *deps) {
         video_block_backward(m, b, in);
         if (m->recompute) ref_block_recompute(m, b, b < last);
         ref_block_backward(m, b, b < last);
-        op_linear_backward(dsc, Gb(m, b, BP_ADA_W), Gb(m, b, BP_ADA_B), g->dmod, a->sc, Pb(m, b, BP_ADA_W), 2 * B,
-                           D, 9 * D);
+        ada_backward(m, b, dsc);
+        grads_final(m, m->pt.blk0 + b * BP_COUNT); /* nothing after this iteration adds to block b's gradients */
     }
-    if (!m->input_grads) return;
+    if (!m->input_grads) {
+        grads_final(m, 0);
+        return;
+    }
 
     pose_guider_backward(m, in);
     op_linear_backward(NULL, G(m, m->pt.x_w), G(m, m->pt.x_b), g->dzr, a->xp, P(m, m->pt.x_w), (int)(N + Nr), K, D);
@@ -113,6 +140,7 @@ static void backward(Model *m, const Batch *in, const float *deps) {
     op_zero(g->dc, n2);
     op_silu_backward(g->dc, g->dt1, a->th1, n2);
     op_linear_backward(NULL, G(m, m->pt.t_w1), G(m, m->pt.t_b1), g->dc, a->temb, P(m, m->pt.t_w1), 2 * B, 256, D);
+    grads_final(m, 0);
 }
 
 /* ---- the host-facing pass: on CUDA, params and inputs go up, outputs and gradients come back ---- */

@@ -96,6 +96,12 @@ typedef struct {
         uint8_t *drop_ref, *drop_pose;
     } stage;
     const int *skip;          /* [L] or NULL: skip(b) makes block b the identity in both passes */
+    /* Called by backward each time the gradients of every tensor from table
+     * index `first` on are final (after the final layer, after each block, at
+     * the end with 0), so they can leave while backward goes on (the gradient
+     * exchange, src/train/step.c). On a GPU they are queued, not yet computed. NULL: none. */
+    void (*grads_final)(void *ctx, int first);
+    void *grads_final_ctx;
 } Model;
 
 /* The same gradient on the backend's side (model code uses this one). */

@@ -38,6 +38,20 @@ typedef struct {
 
 void param_table_build(ParamTable *t, const ModelShape *m);
 void param_table_free(ParamTable *t);
+
+/* A trainable mask holds, per tensor, 0 (frozen), 1 (trains) or
+ * TRAIN_TEMPORAL_ROWS, for a block's ada only: just its temporal-attention
+ * modulation trains (shift_t, scale_t, gate_t: chunks 3-5 of the 9, a
+ * contiguous range of rows of the weight and of the bias). The `temporal`
+ * method needs it: gate_t starts at 0 and image training never moves it, so
+ * the temporal attention alone would get a zero gradient. */
+#define TRAIN_TEMPORAL_ROWS 2
+/* [lo, hi): the elements of tensor p that train under mask value `how`. */
+static inline void param_trained_range(const ParamInfo *p, int how, size_t *lo, size_t *hi) {
+    size_t chunk = p->numel / 9;
+    *lo = how == TRAIN_TEMPORAL_ROWS ? 3 * chunk : 0;
+    *hi = how == TRAIN_TEMPORAL_ROWS ? 6 * chunk : p->numel;
+}
 int param_find(const ParamTable *t, const char *name); /* -1 if absent */
 static inline const ParamInfo *param_block(const ParamTable *t, int b, int k) {
     return &t->info[t->blk0 + b * BP_COUNT + k];

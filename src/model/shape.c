@@ -1,10 +1,34 @@
 #include "model/shape.h"
+#include "core/die.h"
+#include <mpi.h>
 #include <stdio.h>
+#include <string.h>
 
 int shape_G(const ModelShape *m) {
     int g = 0;
     while ((1 << g) < m->s) g++;
     return g;
+}
+
+int shape_frame_embed_temporal(const ModelShape *m) { return !strcmp(m->frame_embed, "temporal"); }
+
+const char *shape_frame_embed_name(const ModelShape *m) { return shape_frame_embed_temporal(m) ? "temporal" : "input"; }
+
+int shape_set_frame_embed(ModelShape *m, const char *v) {
+    if (strcmp(v, "input") && strcmp(v, "temporal")) return 0;
+    snprintf(m->frame_embed, sizeof m->frame_embed, "%s", v);
+    return 1;
+}
+
+void shape_warn_frame_embed(const char *path, const ModelShape *have, const ModelShape *want) {
+    if (have->F <= 1 || !strcmp(shape_frame_embed_name(have), shape_frame_embed_name(want))) return;
+    int rank = 0, up = 0;
+    MPI_Initialized(&up);
+    if (up) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (rank == 0)
+        ep_warn("'%s' was trained with model.frame_embed = %s; this model adds the frame embedding as '%s' says, "
+                "so its video predictions differ from the ones it was trained for", path, shape_frame_embed_name(have),
+                shape_frame_embed_name(want));
 }
 
 const char *shape_check(const ModelShape *m, int check_F) {

@@ -3,7 +3,22 @@
 
 typedef struct {
     int F, C, H, W, p, D, NH, L, mlp_ratio, Cp, s, Cg;
+    /* where the fixed frame embedding is added (docs/model.md item 3): "input"
+     * (every video token, the contract's default) or "temporal" (only the input
+     * of each block's temporal attention, so a DiT imported with gate_t = 0 is
+     * DiT frame by frame); "" reads as "input" */
+    char frame_embed[12];
 } ModelShape;
+
+/* 1 when the frame embedding goes into the temporal attention only. */
+int shape_frame_embed_temporal(const ModelShape *m);
+/* "input" or "temporal" ("" reads as "input"). */
+const char *shape_frame_embed_name(const ModelShape *m);
+/* Sets m->frame_embed from a file's value; returns 0 when it is neither name. */
+int shape_set_frame_embed(ModelShape *m, const char *v);
+/* The warning for weights recorded with another frame_embed than the model
+ * uses (only for video models: in image mode it is never added). */
+void shape_warn_frame_embed(const char *path, const ModelShape *have, const ModelShape *want);
 
 /* Derived sizes. */
 static inline int shape_S(const ModelShape *m) { return (m->H / m->p) * (m->W / m->p); }

@@ -162,7 +162,7 @@ void op_unpatchify_final(float *img, const float *tok, int N, int C, int H, int 
 void op_unpatchify_final_backward(float *dtok, const float *dimg, int N, int C, int H, int W, int p);
 /* out[2B,256]: rows 0..B-1 embed t[i], rows B..2B-1 embed t = 0 (the reference pass's c(0)). */
 void op_timestep_embed(float *out, const int *t, int B);
-/* Row r of z [rows, D] += pos[r % S] + (r < nframe_rows ? frame[(r / S) % F] : 0). */
+/* Row r of z [rows, D] += pos[r % S] + (r < nframe_rows ? frame[(r / S) % F] : 0); pos NULL adds the frame part alone. */
 void op_add_pos(float *z, const float *pos, const float *frame, size_t rows, size_t nframe_rows, int S, int F, int D);
 /* Per sample i of B, blocks of n values: z_i += x_i unless drop[i]. */
 void op_add_unless(float *z, const float *x, const uint8_t *drop, int B, size_t n);

@@ -314,6 +314,11 @@ void cpu_add_pos(float *z, const float *pos, const float *frame, size_t rows, si
 #pragma omp parallel for if (rows * D > 65536)
     for (size_t r = 0; r < rows; r++) {
         float *row = z + r * D;
+        if (!pos) { /* the frame embedding alone */
+            if (r < nframe_rows)
+                for (int j = 0; j < D; j++) row[j] += frame[((r / S) % F) * D + j];
+            continue;
+        }
         const float *ps = pos + (r % S) * D;
         if (r < nframe_rows) {
             const float *fe = frame + ((r / S) % F) * D;

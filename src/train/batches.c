@@ -82,14 +82,19 @@ double trainer_step(Trainer *tr, double *gnorm, double *lr_used) {
     return r.loss;
 }
 
-/* Mean loss over `batches` batches drawn from a freshly seeded stream: the same
- * clips, t and noise every call. Validation batches are global (each rank its
- * slice of R*B samples); probe batches hold B samples whatever R is, each
- * evaluated by one rank in turn, so a CE search sees the same probe set on
- * any number of ranks or rank groups. */
-static double fixed_set_loss(Trainer *tr, Dataset *ds, uint64_t stream, int batches, int global) {
+/* The validation set's key: a constant, so its clips, t and noise depend
+ * only on the validation split (and B, R, val_batches), never on
+ * train.seed; runs of different seeds are validated on the same samples. */
+#define VAL_SET_KEY 0x76616c5f736574ull
+
+/* Mean loss over `batches` batches drawn from a freshly seeded stream (key):
+ * the same clips, t and noise every call. Validation batches are global
+ * (each rank its slice of R*B samples); probe batches hold B samples
+ * whatever R is, each evaluated by one rank in turn, so a CE search sees the
+ * same probe set on any number of ranks or rank groups. */
+static double fixed_set_loss(Trainer *tr, Dataset *ds, uint64_t key, uint64_t stream, int batches, int global) {
     Rng rng;
-    rng_seed_stream(&rng, tr->deck->train.seed, stream);
+    rng_seed_stream(&rng, key, stream);
     double sum = 0;
     size_t n = x_numel(tr);
     for (int k = 0; k < batches; k++) {
@@ -103,8 +108,28 @@ static double fixed_set_loss(Trainer *tr, Dataset *ds, uint64_t stream, int batc
     return dp_sum(&tr->comm.dp, sum) / (global ? tr->comm.dp.size : 1) / batches;
 }
 
-double trainer_validate(Trainer *tr) { return fixed_set_loss(tr, tr->val, STREAM_VAL, tr->deck->train.val_batches, 1); }
+/* Validation evaluates the EMA weights when the run keeps them (train.ema >
+ * 0), the weights a run samples and exports with; the live weights
+ * otherwise. The forward reads m->w (on the CPU also m->params, the same
+ * memory); the EMA lives in the same backend memory, so it stands in for
+ * them during the validation and nothing is copied. */
+double trainer_validate(Trainer *tr) {
+    Model *m = &tr->model;
+    float *w = m->w, *params = m->params;
+    int w_current = m->w_current;
+    if (tr->ema) {
+        if (m->params == m->w) m->params = tr->ema;
+        m->w = tr->ema;
+        m->w_current = 1;
+    }
+    double loss = fixed_set_loss(tr, tr->val, VAL_SET_KEY, STREAM_VAL, tr->deck->train.val_batches, 1);
+    m->w = w, m->params = params, m->w_current = w_current;
+    return loss;
+}
+
+/* The CE probe measures the training itself: the live weights, a set drawn with the run's seed. */
 double trainer_probe(Trainer *tr) {
-    return fixed_set_loss(tr, tr->probe ? tr->probe : tr->val, STREAM_PROBE, tr->deck->prog.probe_batches, 0);
+    return fixed_set_loss(tr, tr->probe ? tr->probe : tr->val, tr->deck->train.seed, STREAM_PROBE,
+                          tr->deck->prog.probe_batches, 0);
 }
 

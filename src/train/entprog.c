@@ -137,9 +137,11 @@ void prog_mask(const Prog *p, const Model *model, int m, uint8_t *mask) {
         memset(mask, 1, pt->n);
         return;
     }
-    if (p->method->trains == TRAINS_TEMPORAL) {
-        for (int b = 0; b < p->L; b++)
+    if (p->method->trains == TRAINS_TEMPORAL) { /* the temporal attention and its modulation rows of ada */
+        for (int b = 0; b < p->L; b++) {
             for (int k = BP_TQKV_W; k <= BP_TPROJ_B; k++) mask[pt->blk0 + b * BP_COUNT + k] = 1;
+            mask[pt->blk0 + b * BP_COUNT + BP_ADA_W] = mask[pt->blk0 + b * BP_COUNT + BP_ADA_B] = TRAIN_TEMPORAL_ROWS;
+        }
         return;
     }
     for (int j = 0; j < m && j < p->L; j++)

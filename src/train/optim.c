@@ -14,6 +14,7 @@ void optim_create(Optimizer *o, OptKind kind, const ParamTable *pt) {
     o->pt = pt;
     o->off = ep_malloc(pt->n * sizeof(size_t), "optimizer layout");
     o->t = ep_calloc(pt->n, sizeof(long long), "optimizer step counts");
+    o->how = ep_calloc(pt->n, 1, "optimizer masks");
     for (int i = 0; i < pt->n; i++) o->off[i] = NONE;
     o->lo = 0, o->hi = pt->total;
 }
@@ -33,6 +34,7 @@ void optim_destroy(Optimizer *o) {
     ops_free(o->v);
     free(o->off);
     free(o->t);
+    free(o->how);
     memset(o, 0, sizeof *o);
 }
 
@@ -42,8 +44,10 @@ void optim_copy(Optimizer *dst, const Optimizer *src) {
     ops_free(dst->v);
     size_t *off = dst->off;
     long long *t = dst->t;
+    uint8_t *how = dst->how;
     *dst = *src;
-    dst->off = off, dst->t = t;
+    dst->off = off, dst->t = t, dst->how = how;
+    memcpy(dst->how, src->how, pt->n);
     memcpy(dst->off, src->off, pt->n * sizeof(size_t));
     memcpy(dst->t, src->t, pt->n * sizeof(long long));
     dst->m = ops_alloc(src->size * sizeof(float), "optimizer moments");
@@ -99,6 +103,7 @@ void optim_refit(Optimizer *o, const uint8_t *keep, float *scratch, size_t scrat
         part(o, &pt->info[i], &a, &b);
         off[i] = keep[i] ? size : NONE;
         if (keep[i]) size += b - a;
+        o->how[i] = keep[i];
     }
     /* one buffer after the other: m is refitted while v is still the old one */
     o->m = refit_buffer(o, o->m, off, size, scratch, scratch_floats);
@@ -185,14 +190,20 @@ void optim_step(Optimizer *o, float *params, const float *grads, const size_t *g
         size_t a, b;
         part(o, p, &a, &b);
         o->t[i]++;
+        /* only the rows that train update (no decay on the others either):
+         * [a, b) narrowed to them, the moments' offset moved with it */
+        size_t lo, hi, m_off = o->off[i];
+        param_trained_range(p, o->how[i], &lo, &hi);
+        if (a < lo) m_off += (lo < b ? lo : b) - a, a = lo < b ? lo : b;
+        if (b > hi) b = hi > a ? hi : a;
         if (b == a) continue;
         if (o->kind == OPT_ADAMW) {
             /* this tensor's bias corrections and step, folded into its scalars */
             double bc1 = 1.0 - pow(o->beta1, (double)o->t[i]), bc2 = 1.0 - pow(o->beta2, (double)o->t[i]);
-            segs[nseg++] = (AdamSeg){p->offset + a, grad_off[i] + a, o->off[i], b - a, (float)(lr / bc1),
+            segs[nseg++] = (AdamSeg){p->offset + a, grad_off[i] + a, m_off, b - a, (float)(lr / bc1),
                                      (float)(1.0 / sqrt(bc2)), (float)(1.0 - lr * o->weight_decay)};
         } else {
-            op_sgd(params + p->offset + a, grads + grad_off[i] + a, o->m + o->off[i], b - a, (float)o->momentum,
+            op_sgd(params + p->offset + a, grads + grad_off[i] + a, o->m + m_off, b - a, (float)o->momentum,
                    (float)o->weight_decay, (float)lr, grad_scale);
         }
     }

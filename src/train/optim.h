@@ -20,6 +20,7 @@ typedef struct {
     size_t *off;   /* [pt->n] offset of this shard's part of a tensor's moments in m (and v),
                       or (size_t)-1: the tensor has no moments anywhere */
     long long *t;  /* [pt->n] updates applied to each tensor */
+    uint8_t *how;  /* [pt->n] the fit's mask value: 1, or TRAIN_TEMPORAL_ROWS (only those rows update) */
     float *m, *v;  /* AdamW moments; SGD keeps its momentum in m, v is NULL */
     size_t size;   /* floats in m (and v) */
 } Optimizer;

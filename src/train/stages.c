@@ -14,6 +14,7 @@
 #include "train/metrics.h"
 #include "train/stages.h"
 #include "io/ckpt_schedule.h"
+#include "mpi/dp_nccl.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,7 +123,7 @@ static void snap_take(Snapshot *s, Trainer *tr, MPI_Comm comm) {
     s->t = ep_malloc(pt->n * sizeof(long long), "search snapshot");
     memcpy(s->t, tr->opt.t, pt->n * sizeof(long long));
     s->keep = ep_malloc(pt->n, "search snapshot");
-    for (int i = 0; i < pt->n; i++) s->keep[i] = tr->opt.off[i] != (size_t)-1;
+    for (int i = 0; i < pt->n; i++) s->keep[i] = tr->opt.off[i] != (size_t)-1 ? tr->opt.how[i] : 0;
     s->rng = tr->rng, s->step = tr->step, s->samples_seen = tr->samples_seen;
 }
 
@@ -200,6 +201,7 @@ typedef struct Trials {
     long long first;          /* the step the search began at */
     double probe0, cost, t_search, ce[PROG_MAX_CAND];
     MPI_Comm gcomm;
+    struct DpNccl *gnccl, *world_nccl; /* the group's NCCL communicator (NULL: none), the run's */
     Snapshot start, best;
 } Trials;
 
@@ -234,8 +236,13 @@ static void trials_begin(Trainer *tr, int m_before) {
     MPI_Comm_split(world.comm, t->group >= 0 ? t->group : MPI_UNDEFINED, world.rank, &t->gcomm);
     for (int c = 0; c < p->n_cand; c++) t->ce[c] = -INFINITY;
     t->c = t->group;
+    /* NCCL too gets one communicator per group, made here once for the search:
+     * over the world's, the groups' gradients would mix */
+    t->world_nccl = tr->comm.nccl;
+    tr->comm.nccl = NULL;
     if (t->group >= 0) {
         dp_init(&tr->comm.dp, t->gcomm);
+        if (t->world_nccl && t->q > 1) tr->comm.nccl = t->gnccl = dp_nccl_create(&tr->comm.dp);
         trials_begin_candidate(tr, t);
     }
 }
@@ -248,11 +255,13 @@ static int trials_stepping(const Trainer *tr) {
 static void trials_free(Trainer *tr) {
     Trials *t = tr->trials;
     if (t->gcomm != MPI_COMM_NULL) MPI_Comm_free(&t->gcomm);
+    dp_nccl_destroy(t->gnccl);
     snap_free(&t->start);
     snap_free(&t->best);
+    tr->comm.dp = tr->all;
+    tr->comm.nccl = t->world_nccl;
     free(t);
     tr->trials = NULL;
-    tr->comm.dp = tr->all;
 }
 
 static void trials_after_step(Trainer *tr, double seconds) {
@@ -275,7 +284,7 @@ static void trials_after_step(Trainer *tr, double seconds) {
     }
     if (++t->tick < t->ticks) return;
     /* the search is over: every rank takes the winner's state */
-    tr->comm.dp = tr->all;
+    tr->comm.dp = tr->all, tr->comm.nccl = t->world_nccl;
     double all[PROG_MAX_CAND];
     MPI_Allreduce(t->ce, all, p->n_cand, MPI_DOUBLE, MPI_MAX, tr->all.comm);
     int win = prog_trials_decide(p, all, t->first);
@@ -294,7 +303,7 @@ void stages_abandon_search(Trainer *tr) {
     Trials *t = tr->trials;
     if (!t) return;
     Prog *p = &tr->prog;
-    tr->comm.dp = tr->all;
+    tr->comm.dp = tr->all, tr->comm.nccl = t->world_nccl;
     snap_give(&t->start, tr);
     prog_trials_abandon(p, p->stage, t->m_before);
     stages_apply(tr, p->m, 1);

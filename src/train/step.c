@@ -12,9 +12,13 @@ void step_comm_init(StepComm *c, const Dp *dp, struct DpNccl *nccl, size_t total
     c->dp = *dp;
     c->nccl = nccl;
     c->cut = ep_malloc((dp->size + 1) * sizeof(size_t), "shard cuts");
-    /* reduce-scatter scratch: R slices of at most one rank's share of the parameters */
-    size_t share = total_params / dp->size + 1;
-    c->scratch = dp->size > 1 ? mem_alloc(share * dp->size * sizeof(float), "communication scratch") : NULL;
+    /* reduce-scatter scratch: q slices of at most ceil(total / q) for any q <= R ranks (a trials
+     * search's rank groups too): total + R floats; NCCL needs none on the host */
+    c->scratch = dp->size > 1 && !nccl ? mem_alloc((total_params + dp->size) * sizeof(float), "communication scratch")
+                                       : NULL;
+    const char *ov = getenv("ENTPROG_COMM_OVERLAP");
+    if (ov && strcmp(ov, "0") && strcmp(ov, "1")) ep_die("ENTPROG_COMM_OVERLAP = '%s': expected 0 or 1", ov);
+    c->overlap = !ov || strcmp(ov, "0") != 0;
 }
 
 void step_comm_free(StepComm *c) {
@@ -41,6 +45,13 @@ static size_t packed_index(const Model *m, size_t flat) {
     return acc;
 }
 
+/* The packed index where the gradients of tensors first.. begin. */
+static size_t packed_from(const Model *m, int first) {
+    for (int i = first; i < m->pt.n; i++)
+        if (m->grad_off[i] != NO_GRAD) return m->grad_off[i];
+    return m->grad_size;
+}
+
 static size_t *packed_cuts(const Model *m, StepComm *c) {
     for (int r = 0; r <= c->dp.size; r++) {
         size_t lo, hi;
@@ -53,7 +64,7 @@ static size_t *packed_cuts(const Model *m, StepComm *c) {
 /* After the shard update: every rank sends its updated parameters (trainable
  * tensors only, in the packed layout, through the spent gradient buffer). */
 static void share_params(Model *m, StepComm *c) {
-    if (c->dp.size == 1) return;
+    if (c->dp.size == 1 && !c->nccl) return; /* NCCL on one rank: the smoke test runs its calls */
     if (c->nccl) { /* the same exchange on the device copies */
         for (int i = 0; i < m->pt.n; i++)
             if (m->grad_off[i] != NO_GRAD)
@@ -75,22 +86,56 @@ static void share_params(Model *m, StepComm *c) {
     model_params_written(m);
 }
 
+/* The overlapped exchange over MPI: backward says which gradients are final
+ * (model.h, grads_final); those come down from a GPU and every rank's slice
+ * inside them leaves for its owner while backward goes on. */
+typedef struct {
+    Model *m;
+    DpRsAsync rs;
+    size_t done; /* packed gradients [done, grad_size) are final (and on the host) */
+} Overlap;
+
+static void on_grads_final(void *ctx, int first) {
+    Overlap *o = ctx;
+    size_t from = packed_from(o->m, first);
+    if (from >= o->done) return;
+    if (!ops_host_memory()) /* waits for the backward kernels that wrote them */
+        ops_download(o->m->grads + from, o->m->cgrads + from, (o->done - from) * sizeof(float));
+    o->done = from;
+    dp_rs_ready(&o->rs, from);
+}
+
 void train_step(Model *m, Optimizer *opt, StepComm *c, const StepInput *in, StepResult *out) {
     model_forward(m, in->batch, in->eps_hat);
     out->loss = dp_sum(&c->dp, mse_loss(in->eps_hat, in->eps, in->deps, in->n)) / c->dp.size;
     model_zero_grads(m);
-    model_backward(m, in->batch, in->deps); /* the gradients stay in backend memory (m->cgrads) */
     /* ZeRO-1: average the gradients into each rank's shard, update the shard, share the result */
     size_t *cut = packed_cuts(m, c), lo = cut[c->dp.rank], n_mine = cut[c->dp.rank + 1] - lo;
+    /* over MPI, overlapped with backward: only where the host gradients are the exchange's
+     * (a non-resident model on a GPU downloads them whole after backward) */
+    int mpi = !c->nccl && c->dp.size > 1, overlap = mpi && c->overlap && (ops_host_memory() || m->resident);
+    Overlap ov = {.m = m, .done = m->grad_size};
     double c0 = clock_s();
+    if (overlap) {
+        dp_rs_begin(&ov.rs, &c->dp, m->grads, cut, c->scratch);
+        m->grads_final = on_grads_final, m->grads_final_ctx = &ov;
+    }
+    double b0 = clock_s();
+    model_backward(m, in->batch, in->deps); /* the gradients stay in backend memory (m->cgrads) */
+    double b1 = clock_s();
+    m->grads_final = NULL, m->grads_final_ctx = NULL;
     if (c->nccl) {
         dp_nccl_reduce_scatter_mean(c->nccl, m->cgrads, cut);
-    } else if (c->dp.size > 1) { /* over MPI on the host */
+    } else if (overlap) {
+        dp_rs_finish(&ov.rs);
+        ops_upload(m->cgrads + lo, m->grads + lo, n_mine * sizeof(float));
+    } else if (mpi) { /* over MPI on the host, after backward */
         model_grads_to_host(m);
         dp_reduce_scatter_mean(&c->dp, m->grads, cut, c->scratch);
         ops_upload(m->cgrads + lo, m->grads + lo, n_mine * sizeof(float));
     }
-    out->comm_s = clock_s() - c0;
+    /* the exchange's time outside backward (overlapped messages hide inside it) */
+    out->comm_s = clock_s() - c0 - (b1 - b0);
     out->gnorm = sqrt(dp_sum(&c->dp, op_sum_squares(m->cgrads + lo, n_mine)));
     out->skipped = !isfinite(out->loss) || !isfinite(out->gnorm);
     if (out->skipped) return; /* every rank sees the same sums: all skip together */

@@ -17,7 +17,9 @@ typedef struct {
     Dp dp;                 /* the data-parallel ranks (size 1: no exchange) */
     struct DpNccl *nccl;   /* GPU ranks exchanging device buffers, else NULL */
     size_t *cut;           /* [dp.size + 1] each rank's slice of the packed gradients */
-    float *scratch;        /* reduce-scatter receive buffer (dp.size > 1) */
+    float *scratch;        /* reduce-scatter receive buffer (dp.size > 1, over MPI) */
+    int overlap;           /* over MPI: slices leave while backward runs (ENTPROG_COMM_OVERLAP, default 1;
+                              the same bits either way) */
 } StepComm;
 
 /* What one step needs besides the model and the optimizer. */
@@ -34,7 +36,7 @@ typedef struct {
 typedef struct {
     double loss;   /* the batch loss, averaged over the ranks */
     double gnorm;  /* the global gradient norm before clipping */
-    double comm_s; /* seconds spent exchanging gradients and parameters */
+    double comm_s; /* seconds spent exchanging gradients and parameters, outside backward (overlap hides the rest) */
     int skipped;   /* the loss or the gradient norm was not finite (on some rank): no update */
 } StepResult;
 

@@ -257,7 +257,7 @@ static struct DpNccl *open_nccl(const Trainer *tr) {
     const char *comm = getenv("ENTPROG_COMM");
     if (comm && strcmp(comm, "nccl") && strcmp(comm, "mpi"))
         ep_die("ENTPROG_COMM = '%s': expected nccl or mpi", comm);
-    if (!comm || strcmp(comm, "nccl") || tr->all.size == 1) return NULL;
+    if (!comm || strcmp(comm, "nccl")) return NULL; /* one rank too: benchmarks/nccl_smoke.sh */
     if (ops_backend() != BACKEND_CUDA) ep_die("ENTPROG_COMM=nccl needs train.backend = cuda");
     struct DpNccl *nccl = dp_nccl_create(&tr->all);
     if (!nccl) ep_die("ENTPROG_COMM=nccl: this build has no NCCL (it was not found with the CUDA toolkit)");

@@ -199,9 +199,11 @@ class Block(nn.Module):
         r = r + g_m[:, None] * self.mlp(u)
         return r, bank
 
-    def forward_video(self, z, c, bank, bank_valid):
+    def forward_video(self, z, c, bank, bank_valid, fe=None):
         """Video pass. z [B,F,S,D], c [B,D], bank [B,S,D] or None,
-        bank_valid [B] bool or None (None: every sample has its bank)."""
+        bank_valid [B] bool or None (None: every sample has its bank),
+        fe [F,D]: the frame embedding, added to the temporal attention's input
+        (model.frame_embed = temporal), or None."""
         b, f, s, d = z.shape
         sh_s, sc_s, g_s, sh_t, sc_t, g_t, sh_m, sc_m, g_m = [m[:, None, None] for m in self.mods(c)]
 
@@ -225,6 +227,8 @@ class Block(nn.Module):
         # temporal attention across frames, per spatial position
         if f > 1:
             u = modulate(layer_norm(z), sh_t, sc_t)
+            if fe is not None:
+                u = u + fe[None, :, None, :]
             u = u.permute(0, 2, 1, 3).reshape(b * s, f, d)
             q, k, v = self.attn_t.qkv(u).chunk(3, dim=-1)
             o = attend(q, k, v, self.nh).reshape(b, s, f, d).permute(0, 2, 1, 3)
@@ -250,8 +254,11 @@ class FinalLayer(nn.Module):
 
 
 class EPVDiT(nn.Module):
-    def __init__(self, F=4, C=3, H=16, W=16, p=2, D=32, NH=2, L=3, mlp_ratio=4, Cp=3, s=2, Cg=8):
+    def __init__(self, F=4, C=3, H=16, W=16, p=2, D=32, NH=2, L=3, mlp_ratio=4, Cp=3, s=2, Cg=8,
+                 frame_embed="input"):
         super().__init__()
+        assert frame_embed in ("input", "temporal")
+        self.frame_embed_at = frame_embed  # where the frame embedding goes (docs/model.md item 3)
         assert H % p == 0 and W % p == 0 and D % NH == 0 and D % 4 == 0
         G = int(round(math.log2(s)))
         assert 2 ** G == s, "s must be a power of two"
@@ -311,8 +318,10 @@ class EPVDiT(nn.Module):
         c = self.t_embed(t)
         z = self.x_embed(x.reshape(b * f, self.C, self.H, self.W)).reshape(b, f, self.S, self.D)
         z = z + self.pos()[None, None]
-        if f > 1:
-            z = z + frame_embed(self.D, f).to(z.dtype)[None, :, None, :]
+        fe = frame_embed(self.D, f).to(z.dtype) if f > 1 else None
+        if fe is not None and self.frame_embed_at == "input":
+            z = z + fe[None, :, None, :]
+        fe_t = fe if self.frame_embed_at == "temporal" else None
         g = self.pose_guider(pose.reshape(b * f, self.Cp, self.s * self.H, self.s * self.W))
         keep_pose = (~drop_pose).to(z.dtype)[:, None, None, None]
         z = z + keep_pose * g.reshape(b, f, self.S, self.D)
@@ -322,7 +331,7 @@ class EPVDiT(nn.Module):
         for i, blk in enumerate(self.blocks):
             if i in skip:
                 continue
-            z = blk.forward_video(z, c, banks.get(i), keep_ref if banks else None)
+            z = blk.forward_video(z, c, banks.get(i), keep_ref if banks else None, fe_t)
         out = self.final(z, c)
         return self.unpatchify(out, f)
 
@@ -338,8 +347,10 @@ class EPVDiT(nn.Module):
             c = self.t_embed(ti)
             z = self.x_embed(xi.reshape(f, self.C, self.H, self.W)).reshape(1, f, self.S, self.D)
             z = z + self.pos()[None, None]
-            if f > 1:
-                z = z + frame_embed(self.D, f).to(z.dtype)[None, :, None, :]
+            fe = frame_embed(self.D, f).to(z.dtype) if f > 1 else None
+            if fe is not None and self.frame_embed_at == "input":
+                z = z + fe[None, :, None, :]
+            fe_t = fe if self.frame_embed_at == "temporal" else None
             if not dp:
                 z = z + self.pose_guider(posei.reshape(f, self.Cp, self.s * self.H, self.s * self.W)).reshape(
                     1, f, self.S, self.D)
@@ -347,7 +358,7 @@ class EPVDiT(nn.Module):
             for j, blk in enumerate(self.blocks):
                 if j in skip:
                     continue
-                z = blk.forward_video(z, c, banks.get(j), None)
+                z = blk.forward_video(z, c, banks.get(j), None, fe_t)
             outs.append(self.unpatchify(self.final(z, c), f))
         return torch.cat(outs, dim=0)
 

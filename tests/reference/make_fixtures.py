@@ -32,7 +32,11 @@ CASES = {
     "video": (4, [0, 0], [0, 0]),
     "video_drop": (4, [1, 0], [0, 1]),
     "image": (1, [0, 0], [0, 0]),
+    "video_fe_temporal": (4, [0, 1], [1, 0]),
 }
+# model.frame_embed of a case when not "input" (docs/model.md item 3); its
+# inputs file carries it as an attribute, check_reference.py gives it to the weights
+FRAME_EMBED = {"video_fe_temporal": "temporal"}
 ADAMW = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01)
 ADAMW_STEPS = 5
 HYPER_KEYS = ["F", "C", "H", "W", "p", "D", "NH", "L", "mlp_ratio", "Cp", "s", "Cg"]
@@ -122,9 +126,11 @@ def write_weights(path, model, cfg):
             _put(g, n, p.float().numpy(), compress=False)
 
 
-def write_inputs(path, inp):
+def write_inputs(path, inp, frame_embed=None):
     with h5py.File(path, "w") as f:
         _root_attrs(f)
+        if frame_embed:
+            _str_attr(f, "frame_embed", frame_embed)
         f["x"] = inp["x"].float().numpy()
         f["t"] = inp["t"].numpy().astype(np.int32)
         f["ref"] = inp["ref"].float().numpy()
@@ -327,9 +333,10 @@ def main():
     wpath = os.path.join(args.out, "tiny_weights.h5")
     write_weights(wpath, model, TINY)
     for case, inp in inputs.items():
+        model.frame_embed_at = FRAME_EMBED.get(case, "input")
         eps_hat, loss, grads = loss_and_grads(model, inp)
         adamw = adamw_trajectory(model, inp, ADAMW_STEPS) if case == "video" else None
-        write_inputs(os.path.join(args.out, f"{case}_in.h5"), inp)
+        write_inputs(os.path.join(args.out, f"{case}_in.h5"), inp, FRAME_EMBED.get(case))
         write_expect(os.path.join(args.out, f"{case}_expect.h5"), eps_hat, loss, grads, adamw)
         gmax = max(v.abs().max().item() for v in grads.values())
         gmin = min(v.abs().max().item() for v in grads.values())
