@@ -18,7 +18,7 @@ static const struct {
     [MC_M] = {"m", "%.0f", "blocks that train (inside a search: the candidate of the step)"},
     [MC_MEM_PEAK_MIB] = {"mem_peak_mib", "%.1f", "backend allocator's peak since the stage began, MiB"},
     [MC_TRAIN_S] = {"train_s", "%.3f", "training wall time so far (steps, searches, probes), s"},
-    [MC_COMM_MS] = {"comm_ms", "%.3f", "time the step spent exchanging gradients and parameters, ms"},
+    [MC_COMM_MS] = {"comm_ms", "%.3f", "time the step spent exchanging gradients and parameters outside backward, ms"},
     [MC_COST] = {"cost", "%.17g", "probe rows: the cost CE divides by of the search step just taken (s, or the cost model's units)"},
     [MC_NUMERICS] = {"numerics", "%s", "the first row a process writes: the backend and the environment settings that change results"},
 };

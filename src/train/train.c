@@ -125,7 +125,7 @@ static void host_copies_done(Trainer *tr, HostCopies *h, int upload) {
  * resuming under other settings is said (the run goes on, but not bit for
  * bit as before). The CPU backend reads none of them. */
 static const char *NUMERICS_ENV[] = {"ENTPROG_GEMM", "ENTPROG_ATTN", "ENTPROG_ATTN_BANK", "ENTPROG_COMM",
-                                     "ENTPROG_SIM_DEVICE"};
+                                     "ENTPROG_SIM_DEVICE", "NCCL_ALGO"};
 
 static void numerics_string(const Trainer *tr, char *buf, size_t n) {
     int at = snprintf(buf, n, "backend=%s;blas=%s", tr->deck->train.backend, blas_core_name());
