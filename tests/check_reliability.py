@@ -83,6 +83,15 @@ left = ckpts("div")
 check(len(left) >= 1 and all(finite_ckpt(c) for c in left) and loads(left[-1]),
       f"divergence: the checkpoints left ({[os.path.basename(c) for c in left]}) are finite and the newest loads")
 check(not glob.glob(f"{WORK}/div/*.tmp"), "divergence: no temporary file left")
+# the streak is in the checkpoint: resumed from the newest one, the run stops after the rest of the 5 bad steps
+with h5py.File(left[-1], "r") as f:
+    k = int(f["state"].attrs.get("bad_steps", -1))
+shutil.copytree(f"{WORK}/div", f"{WORK}/div_r")
+p = run("train", DECK, "--resume", f"div_r/{os.path.basename(left[-1])}", *S("train.out_dir=div_r"), *DIV, ok=False)
+again = rows(f"{WORK}/div_r/metrics.csv", ("skipped",))
+check(0 < k < 5 and p.returncode == 1 and "5 steps in a row" in p.stderr and len(again) - len(skipped) == 5 - k,
+      f"divergence: the newest checkpoint holds the streak ({k} bad steps) and the resumed run stops after "
+      f"{len(again) - len(skipped)} more (want {5 - k}): '{last_line(p)[:120]}'")
 p = run("train", DECK, "--resume", "a/ckpt_00000020.h5", *S("train.out_dir=div_b"), *DIV, *S("train.max_bad_steps=2"),
         ok=False)
 check(p.returncode == 1 and "2 steps in a row" in p.stderr, "train.max_bad_steps = 2 stops after 2 bad steps")

@@ -173,12 +173,12 @@ static void write_root_attrs(hid_t f, const ModelShape *m) {
 /* Attributes must be identical on every rank: take rank 0's state. */
 typedef struct {
     long long step, samples_seen;
-    int n_rng;
+    int n_rng, bad_steps;
     Rng rng[CKPT_MAX_RNG];
 } SavedState;
 
 static void write_state(hid_t f, const CkptState *s, MPI_Comm comm) {
-    SavedState st = {.step = s->step, .samples_seen = s->samples_seen, .n_rng = s->n_rng};
+    SavedState st = {.step = s->step, .samples_seen = s->samples_seen, .n_rng = s->n_rng, .bad_steps = s->bad_steps};
     if (s->n_rng < 0 || s->n_rng > CKPT_MAX_RNG) ep_die("internal: n_rng = %d outside [0, %d]", s->n_rng, CKPT_MAX_RNG);
     memcpy(st.rng, s->rng, sizeof st.rng);
     comm_bcast(&st, (int)sizeof st, comm);
@@ -187,6 +187,7 @@ static void write_state(hid_t f, const CkptState *s, MPI_Comm comm) {
     H5Gclose(g);
     h5_attr_int(f, "/state", "step", st.step);
     h5_attr_int(f, "/state", "samples_seen", st.samples_seen);
+    h5_attr_int(f, "/state", "bad_steps", st.bad_steps);
     h5_attr_int(f, "/state", "world_size", comm_size(comm));
     h5_attr_int(f, "/state", "n_rng", st.n_rng);
     uint64_t words[4 * CKPT_MAX_RNG];
@@ -356,6 +357,12 @@ static void read_group(hid_t f, const char *path, const char *group, const Param
 static void read_state(hid_t f, const char *path, CkptState *s) {
     s->step = h5_get_attr_int(f, path, "/state", "step");
     s->samples_seen = h5_get_attr_int(f, path, "/state", "samples_seen");
+    s->bad_steps = 0; /* files written before the attribute */
+    if (h5_has_attr(f, "/state", "bad_steps")) {
+        long long b = h5_get_attr_int(f, path, "/state", "bad_steps");
+        if (b < 0 || b > 1 << 30) ep_die("checkpoint '%s': /state bad_steps = %lld is not a count", path, b);
+        s->bad_steps = (int)b;
+    }
     long long n = h5_get_attr_int(f, path, "/state", "n_rng");
     if (n < 0 || n > CKPT_MAX_RNG) ep_die("checkpoint '%s': /state n_rng = %lld outside [0, %d]", path, n, CKPT_MAX_RNG);
     s->n_rng = (int)n;

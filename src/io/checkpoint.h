@@ -32,6 +32,7 @@ typedef struct {
     long long *opt_t;         /* [pt->n] per-tensor update counts, /optimizer/t (NULL: not kept) */
     float *ema;               /* EMA weights (NULL: none) */
     long long step, samples_seen;
+    int bad_steps;            /* consecutive skipped (non-finite) steps up to `step`, /state attribute */
     Rng rng[CKPT_MAX_RNG];    /* generator states for a bit-exact resume */
     int n_rng;
     const char *deck_text;    /* the full deck, stored as /config */

@@ -138,7 +138,7 @@ static void numerics_string(const Trainer *tr, char *buf, size_t n) {
 static CkptState ckpt_state(Trainer *tr) {
     CkptState s = {.pt = &tr->model.pt, .shape = tr->model.shape, .params = tr->model.params,
                    .m = tr->opt.m, .v = tr->opt.v, .opt_off = tr->opt.off, .opt_t = tr->opt.t, .ema = tr->ema,
-                   .step = tr->step, .samples_seen = tr->samples_seen, .n_rng = 1, .deck_text = tr->deck->text};
+                   .step = tr->step, .samples_seen = tr->samples_seen, .bad_steps = tr->bad_steps, .n_rng = 1, .deck_text = tr->deck->text};
     s.rng[0] = tr->rng;
     numerics_string(tr, s.numerics, sizeof s.numerics);
     prog_ckpt_add(&tr->prog, &s, 1);
@@ -317,6 +317,7 @@ static void load_resume(Trainer *tr, const char *resume) {
     if (s.n_rng != 1) ep_die("--resume '%s': expected 1 generator state, found %d", resume, s.n_rng);
     tr->step = s.step;
     tr->samples_seen = s.samples_seen;
+    tr->bad_steps = s.bad_steps; /* a divergence streak goes on counting across a resume */
     tr->rng = s.rng[0];
     prog_ckpt_take(&tr->prog, &s, 1);
     char now[256];
