@@ -7,6 +7,7 @@
  * holds one row; fp32 throughout; DH is the head width rounded up to an
  * instantiated size. */
 #include "attention_layout.cuh"
+#include "attention_sdpa.cuh"
 #include "attention_tc.cuh"
 #include "common.cuh"
 #include "cuda/ops_cuda.h"
@@ -15,7 +16,9 @@
 #include <string.h>
 
 #define BQ 64 /* rows (threads) per block */
-#define ATTN_TC_DEFAULT 1 /* tensor-core kernels unless ENTPROG_ATTN=fp32 (both tested on an H200) */
+/* The kernels unless ENTPROG_ATTN says otherwise: the tensor-core ones (tested
+ * on an H200); cuDNN's (ATTN_CUDNN) have not yet run on a GPU. */
+#define ATTN_DEFAULT ATTN_TC
 #define BK 32 /* rows per shared-memory tile */
 
 extern "C" size_t cuda_attention_state_floats(const AttnShape *a) {
@@ -230,23 +233,40 @@ __global__ static void __launch_bounds__(BQ) bwd_dkv_bank(AttnShape a, float *db
         else ep_die("CUDA attention: head width %d is above the supported 128", (dh));                         \
     } while (0)
 
-/* Which kernels: 1 the tensor-core ones (attention_tc.cu), 0 the fp32 ones
- * here; ENTPROG_ATTN=tc|fp32 picks at start, tests switch. */
-static int tc_mode = -1;
-static int use_tc(const AttnShape *a) {
-    if (tc_mode < 0) {
+/* Which kernels: ENTPROG_ATTN=fp32 the fp32 ones here (the reference),
+ * tc the tensor-core ones (attention_tc.cu), cudnn cuDNN's fused flash
+ * attention for problems with many rows (attention_sdpa.cu) and the warp
+ * kernel for the small temporal ones (attention_temporal.cu); read at the
+ * first call, tests switch with cuda_set_attention_mode. Where cuDNN refuses
+ * a shape (said once), that shape runs on the tensor-core kernels. */
+static int attn_mode = -1;
+static int mode(void) {
+    if (attn_mode < 0) {
         const char *e = getenv("ENTPROG_ATTN");
-        tc_mode = e ? !strcmp(e, "tc") : ATTN_TC_DEFAULT;
+        if (!e) attn_mode = ATTN_DEFAULT;
+        else if (!strcmp(e, "fp32")) attn_mode = ATTN_FP32;
+        else if (!strcmp(e, "tc")) attn_mode = ATTN_TC;
+        else if (!strcmp(e, "cudnn")) attn_mode = ATTN_CUDNN;
+        else ep_die("ENTPROG_ATTN=%s: expected fp32, tc or cudnn", e);
     }
-    return tc_mode && a->dh <= 128;
+    return attn_mode;
 }
-extern "C" void cuda_set_attention_tc(int on) { tc_mode = on; }
+extern "C" void cuda_set_attention_mode(int m) { attn_mode = m; }
+extern "C" void cuda_set_attention_tc(int on) { attn_mode = on ? ATTN_TC : ATTN_FP32; }
 
 extern "C" void cuda_attention(const AttnShape *a, float *out, float *state, const float *qkv, const float *bank,
                                const uint8_t *drop) {
-    int Z = a->Z1 * a->Z2, nt = (a->nq + BQ - 1) / BQ;
+    int Z = a->Z1 * a->Z2, nt = (a->nq + BQ - 1) / BQ, m = mode();
     if (Z == 0 || a->nq == 0) return;
-    if (use_tc(a)) {
+    if (m == ATTN_CUDNN) {
+        if (temporal_fits(a)) {
+            temporal_attention(a, out, state, qkv);
+            return;
+        }
+        if (sdpa_attention(a, out, state, qkv, bank, drop) == 0) return;
+        m = ATTN_TC; /* refused: said once by sdpa_attention */
+    }
+    if (m == ATTN_TC && a->dh <= 128) {
         tc_attention(a, out, state, qkv, bank, drop);
         return;
     }
@@ -256,12 +276,22 @@ extern "C" void cuda_attention(const AttnShape *a, float *out, float *state, con
     KCHECK("attention fwd");
 }
 
+/* Backward may run other kernels than forward did (a refused backward
+ * graph): every path keeps the same state, the log-sum-exp of each row. */
 extern "C" void cuda_attention_backward(const AttnShape *a, float *dqkv, float *dbank, const float *dout,
                                         const float *out, const float *state, const float *qkv, const float *bank,
                                         const uint8_t *drop, float *scratch) {
-    int Z = a->Z1 * a->Z2, nt = (a->nq + BQ - 1) / BQ;
+    int Z = a->Z1 * a->Z2, nt = (a->nq + BQ - 1) / BQ, m = mode();
     if (Z == 0 || a->nq == 0) return;
-    if (use_tc(a)) {
+    if (m == ATTN_CUDNN) {
+        if (temporal_fits(a)) {
+            temporal_attention_backward(a, dqkv, dout, out, state, qkv);
+            return;
+        }
+        if (sdpa_attention_backward(a, dqkv, dbank, dout, out, state, qkv, bank, drop) == 0) return;
+        m = ATTN_TC;
+    }
+    if (m == ATTN_TC && a->dh <= 128) {
         tc_attention_backward(a, dqkv, dbank, dout, out, state, qkv, bank, drop, scratch);
         return;
     }

@@ -32,6 +32,14 @@ void cuda_sync(void);
 void cuda_set_exact_gemm(int on);
 /* 1: tensor-core (bf16) attention kernels, 0: fp32 ones (also ENTPROG_ATTN=tc|fp32). */
 void cuda_set_attention_tc(int on);
+/* The attention kernels (also ENTPROG_ATTN=fp32|tc|cudnn): fp32 (the
+ * reference), tensor-core, or cuDNN's fused flash attention with the warp
+ * kernel for small temporal problems (cuda/attention_sdpa.cuh). */
+enum { ATTN_FP32 = 0, ATTN_TC = 1, ATTN_CUDNN = 2 };
+void cuda_set_attention_mode(int mode);
+/* How many cuDNN attention graphs were refused so far (each then ran on the
+ * tensor-core kernels; a build without the cuDNN frontend counts 1). */
+int cuda_attention_cudnn_refused(void);
 /* 1: the tensor-core bank backward split over frames with an in-order sum
  * (more parallel; also ENTPROG_ATTN_BANK=split), 0: one pass per bank tile. */
 void cuda_set_attention_bank_split(int on);

@@ -3,8 +3,10 @@
 # lent H100/H200): the GPU programs of a build folder, and the shared
 # libraries they need from this machine's Debian packages (Open MPI with its
 # components and PMIx, HDF5, OpenBLAS, libinih, libpng and their own needs),
-# minus glibc, the C++ runtime and the CUDA libraries (cuBLAS, cuDNN, NCCL), which
-# the GPU machine has.
+# minus glibc, the C++ runtime and the CUDA libraries (cuBLAS, cuDNN, NCCL, and
+# NVRTC, which cuDNN's run-time compiled attention engines load), which the GPU
+# machine has (gpu_check.sh finds them, in its PyPI wheels too). cuDNN's C++
+# frontend is header-only: nothing to ship.
 #   scripts/gpu_bundle.sh [BUILD_DIR]     (default: build)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,7 +29,7 @@ for p in /usr/lib/x86_64-linux-gnu/openmpi /usr/lib/x86_64-linux-gnu/pmix2 /usr/
 done
 plugins=$(find "$dst/root" -name '*.so*' -type f 2>/dev/null || true)
 ldd "$dst"/bin/* $plugins 2>/dev/null | awk '/=> \//{print $3}' | sort -u |
-    grep -vE '/(libc|libm|libdl|librt|libpthread|ld-linux[^/]*|libcuda|libcublas[^/]*|libcudnn[^/]*|libnccl[^/]*|libstdc\+\+|libgcc_s)\.so' |
+    grep -vE '/(libc|libm|libdl|librt|libpthread|ld-linux[^/]*|libcuda|libcublas[^/]*|libcudnn[^/]*|libnccl[^/]*|libnvrtc[^/]*|libstdc\+\+|libgcc_s)\.so' |
     while read -r lib; do cp -L "$lib" "$dst/lib/"; done
 # compressed: the device tool carries at most 64 MiB with the working tree
 tar -C "$dst" -cJf "$here/.gpu.tar.xz" bin lib root
