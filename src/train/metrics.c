@@ -8,7 +8,7 @@ static const struct {
     const char *name, *fmt, *meaning;
 } COLUMNS[MC_COUNT] = {
     [MC_STEP] = {"step", "%.0f", "optimizer steps done (the row's step is complete)"},
-    [MC_LOSS] = {"loss", "%.17g", "batch epsilon-MSE averaged over ranks (val: mean over the fixed validation set; probe: over the CE probe set)"},
+    [MC_LOSS] = {"loss", "%.17g", "batch epsilon-MSE averaged over ranks (val: mean over the fixed validation set, EMA weights when kept; probe: over the CE probe set)"},
     [MC_GRAD_NORM] = {"grad_norm", "%.6g", "global gradient norm before clipping"},
     [MC_LR] = {"lr", "%.6g", "learning rate of the step"},
     [MC_MS_PER_STEP] = {"ms_per_step", "%.3f", "wall time of the step, ms"},
