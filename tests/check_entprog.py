@@ -186,6 +186,28 @@ def recompute_ce(name):
 ok, what = recompute_ce("entprog")
 check(ok, f"entprog: CE(m) and its standard error recomputed from the probe rows and the cost model: {what}")
 
+
+def unseparated(name):
+    """Stages whose best two CEs differ by less than the larger of their SEs, from the checkpoint."""
+    with h5py.File(f"{WORK}/{name}/ckpt_00000060.h5", "r") as f:
+        st, se = f["schedule/stages"][()], f["schedule/stages_se"][()]
+    out = []
+    for i, row in enumerate(st):
+        c = [(row[4 + 2 * j], -j, se[i][j]) for j in range(8) if not math.isnan(row[3 + 2 * j])]
+        if len(c) < 2 or math.isnan(row[4]):
+            continue
+        (a, _, sa), (b, _, sb) = sorted(c, reverse=True)[:2]
+        if a - b < max(sa, sb):
+            out.append(int(row[0]) + 1)
+    return out
+
+
+for name in ("entprog", "random", "depth"):
+    want = unseparated(name)
+    said = [int(k) for k in re.findall(r"^stage (\d+): note: CE\(", outs[name], re.M)]
+    check(said == want, f"{name}: the log notes exactly the stages whose best two CEs are within one SE ({said}, "
+                        f"from the checkpoint {want})")
+
 # 2d. the defaults: a window of one epoch (4 training videos left after the 4 held out for the probe, 2 clips per
 # step: 2 steps), m drawn i.i.d. uniformly
 EPOCH = [a for i, a in enumerate(FT) if "entprog.search_steps=6" not in FT[i:i + 2]]  # the default window

@@ -52,6 +52,23 @@ static int count_blocks(const Trainer *tr) {
     return n;
 }
 
+/* Whether the search told its best candidate from the next best: when their
+ * CEs differ by less than the larger standard error, m* rests on noise of the
+ * probe set and the window (the decision is kept: the paper's argmax). */
+static void report_separation(const Prog *p, int k, const double *ce, const double *se) {
+    if (!ce || !se || p->n_cand < 2) return;
+    int a = 0, b = -1; /* best and runner-up, ties to the smaller m as prog_pick */
+    for (int i = 1; i < p->n_cand; i++)
+        if (ce[i] > ce[a]) a = i;
+    for (int i = 0; i < p->n_cand; i++)
+        if (i != a && (b < 0 || ce[i] > ce[b])) b = i;
+    double s = fmax(se[a], se[b]);
+    if (isnan(s) || !(ce[a] - ce[b] < s)) return;
+    printf("stage %d: note: CE(%d) = %.4g and CE(%d) = %.4g differ by less than their standard error (%.2g): the "
+           "search could not tell them apart; more probe data (entprog.probe_videos, probe_batches) or a longer "
+           "window (entprog.search_steps) narrows it\n", k + 1, p->cand[a], ce[a], p->cand[b], ce[b], s);
+}
+
 static void report_stage(Trainer *tr, int k, const double *ce, const double *se) {
     if (!root(tr)) return;
     Prog *p = &tr->prog;
@@ -67,6 +84,7 @@ static void report_stage(Trainer *tr, int k, const double *ce, const double *se)
     }
     printf("; memory now %.1f MiB (gradients %.1f, optimizer %.1f)\n", ops_mem_in_use() / 1048576.0,
            tr->model.grad_cap * 4.0 / 1048576.0, tr->opt.size * 4.0 * (tr->opt.v ? 2 : 1) / 1048576.0);
+    report_separation(p, k, ce, se);
     fflush(stdout);
 }
 
