@@ -40,3 +40,8 @@ if [ "$(cat "$fe_dir/VERSION" 2>/dev/null)" != "$FE_VERSION" ]; then
   fi
   rm -rf "$tmp"
 fi
+
+# diffusers for the VAE parity test (tests/vae_venv.sh: a venv beside Debian's
+# torch, in ~/.cache/entprog): made here so that the tests use no network.
+here=$(cd "$(dirname "$0")/.." && pwd)
+sh "$here/tests/vae_venv.sh" || echo "install-deps: no diffusers venv: the VAE parity test (vae_venv) will fail" >&2
