@@ -24,6 +24,18 @@ static size_t largest(const size_t *cut, int size) {
     return m;
 }
 
+/* dst[i] = (part_0[i] + part_1[i] + ... + part_{R-1}[i]) / R, added in rank
+ * order, part_r at parts + r * stride: the one sum both exchanges share, so
+ * the overlapped one gives the same bits. */
+static void mean_in_rank_order(float *dst, const float *parts, size_t n, size_t stride, int R) {
+    float inv = 1.0f / (float)R;
+    for (size_t i = 0; i < n; i++) {
+        float s = parts[i];
+        for (int r = 1; r < R; r++) s += parts[(size_t)r * stride + i];
+        dst[i] = s * inv;
+    }
+}
+
 void dp_reduce_scatter_mean(const Dp *d, float *buf, const size_t *cut, float *scratch) {
     int R = d->size;
     if (R == 1) return;
@@ -50,12 +62,7 @@ void dp_reduce_scatter_mean(const Dp *d, float *buf, const size_t *cut, float *s
         for (int r = 0; r < R; r++) rc[r] = n_mine, rd[r] = r * n_mine;
         MPI_Alltoallv(send, sc, sd, MPI_FLOAT, scratch, rc, rd, MPI_FLOAT, d->comm);
         free(send);
-        float *dst = buf + cut[d->rank] + p0, inv = 1.0f / (float)R;
-        for (int i = 0; i < n_mine; i++) {
-            float s = scratch[i];
-            for (int r = 1; r < R; r++) s += scratch[(size_t)r * n_mine + i];
-            dst[i] = s * inv;
-        }
+        mean_in_rank_order(buf + cut[d->rank] + p0, scratch, (size_t)n_mine, (size_t)n_mine, R);
     }
     free(sc);
 }
@@ -122,13 +129,9 @@ void dp_rs_finish(DpRsAsync *x) {
     /* this rank's own part into its empty place, then the sum in rank order
      * 0, 1, ..., R-1: the same additions, in the same order, as dp_reduce_scatter_mean */
     size_t mine = x->cut[d->rank + 1] - x->cut[d->rank];
-    float *dst = x->buf + x->cut[d->rank], *sc = x->scratch, inv = 1.0f / (float)R;
-    memcpy(sc + (size_t)d->rank * mine, dst, mine * sizeof(float));
-    for (size_t i = 0; i < mine; i++) {
-        float s = sc[i];
-        for (int q = 1; q < R; q++) s += sc[(size_t)q * mine + i];
-        dst[i] = s * inv;
-    }
+    float *dst = x->buf + x->cut[d->rank];
+    memcpy(x->scratch + (size_t)d->rank * mine, dst, mine * sizeof(float));
+    mean_in_rank_order(dst, x->scratch, mine, mine, R);
 }
 
 int dp_padded_shard(const size_t *cut, int size, size_t *shard) {

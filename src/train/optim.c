@@ -192,11 +192,12 @@ void optim_step(Optimizer *o, float *params, const float *grads, const size_t *g
         o->t[i]++;
         /* only the rows that train update (no decay on the others either):
          * [a, b) narrowed to them, the moments' offset moved with it */
-        size_t lo, hi, m_off = o->off[i];
+        size_t lo, hi;
         param_trained_range(p, o->how[i], &lo, &hi);
-        if (a < lo) m_off += (lo < b ? lo : b) - a, a = lo < b ? lo : b;
-        if (b > hi) b = hi > a ? hi : a;
-        if (b == a) continue;
+        size_t a2 = a > lo ? a : lo, b2 = b < hi ? b : hi;
+        if (b2 <= a2) continue;
+        size_t m_off = o->off[i] + (a2 - a);
+        a = a2, b = b2;
         if (o->kind == OPT_ADAMW) {
             /* this tensor's bias corrections and step, folded into its scalars */
             double bc1 = 1.0 - pow(o->beta1, (double)o->t[i]), bc2 = 1.0 - pow(o->beta2, (double)o->t[i]);
