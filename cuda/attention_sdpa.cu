@@ -162,21 +162,37 @@ static SdpaDims dims_of(const AttnShape *a) {
     return s;
 }
 
+/* What forward and backward both hand cuDNN: Q, K, V (the bank rows after
+ * each frame's own keys) and the key counts in bf16 scratch, and O's scratch. */
+typedef struct {
+    size_t Z, nq, nkv; /* problems, elements of Q (and O), of K (and V) */
+    bf16 *Q, *K, *V, *O;
+    int32_t *seq;      /* [2Z]: query counts, then key counts */
+} Staged;
+
+static Staged stage_qkv(const AttnShape *a, const SdpaDims *s, const float *qkv, const float *bank,
+                        const uint8_t *drop) {
+    Staged t;
+    size_t D = (size_t)a->NH * a->dh;
+    t.Z = (size_t)s->b, t.nq = t.Z * s->sq * D, t.nkv = t.Z * s->skv * D;
+    t.Q = (bf16 *)need(&bq, t.nq * sizeof(bf16), "attention: bf16 Q");
+    t.K = (bf16 *)need(&bk, t.nkv * sizeof(bf16), "attention: bf16 K");
+    t.V = (bf16 *)need(&bv, t.nkv * sizeof(bf16), "attention: bf16 V");
+    t.O = (bf16 *)need(&bo, t.nq * sizeof(bf16), "attention: bf16 O");
+    t.seq = (int32_t *)need(&bseq, 2 * t.Z * sizeof(int32_t), "attention: key counts");
+    pack_qkv<<<(unsigned)(t.Z * s->skv), ROW_THREADS>>>(*a, s->skv, t.Q, t.K, t.V, t.seq, qkv, bank, drop);
+    KCHECK("attention pack_qkv");
+    return t;
+}
+
 int sdpa_attention(const AttnShape *a, float *out, float *state, const float *qkv, const float *bank,
                    const uint8_t *drop) {
     if (!sdpa_shape_ok(a)) return -1;
     SdpaDims s = dims_of(a);
     if (cudnn_sdpa_ready(0, &s) != 0) return -1;
-    size_t D = (size_t)a->NH * a->dh, Z = (size_t)s.b, nq = Z * s.sq * D, nkv = Z * s.skv * D;
-    bf16 *Q = (bf16 *)need(&bq, nq * sizeof(bf16), "attention: bf16 Q"),
-         *K = (bf16 *)need(&bk, nkv * sizeof(bf16), "attention: bf16 K"),
-         *V = (bf16 *)need(&bv, nkv * sizeof(bf16), "attention: bf16 V"),
-         *O = (bf16 *)need(&bo, nq * sizeof(bf16), "attention: bf16 O");
-    int32_t *seq = (int32_t *)need(&bseq, 2 * Z * sizeof(int32_t), "attention: key counts");
-    pack_qkv<<<(unsigned)(Z * s.skv), ROW_THREADS>>>(*a, s.skv, Q, K, V, seq, qkv, bank, drop);
-    KCHECK("attention pack_qkv");
-    cudnn_sdpa_fwd(&s, O, state, Q, K, V, seq, seq + Z);
-    unpack_out<<<(unsigned)(Z * s.sq), ROW_THREADS>>>(*a, out, O);
+    Staged t = stage_qkv(a, &s, qkv, bank, drop);
+    cudnn_sdpa_fwd(&s, t.O, state, t.Q, t.K, t.V, t.seq, t.seq + t.Z);
+    unpack_out<<<(unsigned)(t.Z * s.sq), ROW_THREADS>>>(*a, out, t.O);
     KCHECK("attention unpack_out");
     return 0;
 }
@@ -186,22 +202,15 @@ int sdpa_attention_backward(const AttnShape *a, float *dqkv, float *dbank, const
     if (!sdpa_shape_ok(a)) return -1;
     SdpaDims s = dims_of(a);
     if (cudnn_sdpa_ready(1, &s) != 0) return -1;
-    size_t D = (size_t)a->NH * a->dh, Z = (size_t)s.b, nq = Z * s.sq * D, nkv = Z * s.skv * D;
-    bf16 *Q = (bf16 *)need(&bq, nq * sizeof(bf16), "attention: bf16 Q"),
-         *K = (bf16 *)need(&bk, nkv * sizeof(bf16), "attention: bf16 K"),
-         *V = (bf16 *)need(&bv, nkv * sizeof(bf16), "attention: bf16 V"),
-         *O = (bf16 *)need(&bo, nq * sizeof(bf16), "attention: bf16 O"),
-         *G = (bf16 *)need(&bg, nq * sizeof(bf16), "attention: bf16 dO"),
-         *dQ = (bf16 *)need(&bdq, nq * sizeof(bf16), "attention: bf16 dQ"),
-         *dK = (bf16 *)need(&bdk, nkv * sizeof(bf16), "attention: bf16 dK"),
-         *dV = (bf16 *)need(&bdv, nkv * sizeof(bf16), "attention: bf16 dV");
-    int32_t *seq = (int32_t *)need(&bseq, 2 * Z * sizeof(int32_t), "attention: key counts");
-    pack_qkv<<<(unsigned)(Z * s.skv), ROW_THREADS>>>(*a, s.skv, Q, K, V, seq, qkv, bank, drop);
-    KCHECK("attention pack_qkv");
-    pack_out<<<(unsigned)(Z * s.sq), ROW_THREADS>>>(*a, O, G, out, dout);
+    Staged t = stage_qkv(a, &s, qkv, bank, drop);
+    bf16 *G = (bf16 *)need(&bg, t.nq * sizeof(bf16), "attention: bf16 dO"),
+         *dQ = (bf16 *)need(&bdq, t.nq * sizeof(bf16), "attention: bf16 dQ"),
+         *dK = (bf16 *)need(&bdk, t.nkv * sizeof(bf16), "attention: bf16 dK"),
+         *dV = (bf16 *)need(&bdv, t.nkv * sizeof(bf16), "attention: bf16 dV");
+    pack_out<<<(unsigned)(t.Z * s.sq), ROW_THREADS>>>(*a, t.O, G, out, dout);
     KCHECK("attention pack_out");
-    cudnn_sdpa_bwd(&s, dQ, dK, dV, Q, K, V, O, G, state, seq, seq + Z);
-    add_own_grads<<<(unsigned)(Z * s.sq), ROW_THREADS>>>(*a, s.skv, dqkv, dQ, dK, dV);
+    cudnn_sdpa_bwd(&s, dQ, dK, dV, t.Q, t.K, t.V, t.O, G, state, t.seq, t.seq + t.Z);
+    add_own_grads<<<(unsigned)(t.Z * s.sq), ROW_THREADS>>>(*a, s.skv, dqkv, dQ, dK, dV);
     KCHECK("attention add_own_grads");
     if (a->nb > 0 && dbank) {
         sum_bank_grads<<<(unsigned)(a->Z1 * a->nb), ROW_THREADS>>>(*a, s.skv, dbank, dK, dV, drop);
