@@ -4,7 +4,8 @@
 #  1. image pre-training (inputs/${DECK}_pretrain.ini, F = 1, from scratch, 2 ranks);
 #  2. CEI of the pretrained model (entprog cei, stored in its checkpoint);
 #  3. video fine-tuning from it (inputs/${DECK}_finetune.ini), the same steps for
-#     every method, train.seed = 1, 2, 3 each: full, entprog, linear (w/o Ada.),
+#     every method, train.seed = 1, 2, 3 each: full, entprog (the paper's supernet
+#     search; and with independent trials, benchmarks/ce_noise.sh says why), linear (w/o Ada.),
 #     random and depth (w/o CEI), temporal (only the temporal attention trains),
 #     static top-k and bottom-k CEI blocks (k = entprog.static_m), and the
 #     control: every block trains but the input side is frozen (static,
@@ -83,6 +84,7 @@ for seed in $SEEDS; do # seed-major: an interrupted benchmark has every method a
   S="--set train.seed=$seed --set entprog.seed=$seed"
   jobs+=("full_s$seed|full|$seed|--set entprog.method=full $S"
          "entprog_s$seed|entprog|$seed|--set entprog.method=entprog $S"
+         "entprog-trials_s$seed|entprog-trials|$seed|--set entprog.method=entprog --set entprog.search=trials $S"
          "control_s$seed|control|$seed|--set entprog.method=static --set entprog.static_m=$L $S"
          "linear_s$seed|linear|$seed|--set entprog.method=linear $S"
          "random_s$seed|random|$seed|--set entprog.method=random $S"

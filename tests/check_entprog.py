@@ -241,7 +241,9 @@ def same_run(search, a, b, at, what, se=True):
 for search in ("supernet", "trials"):
     base = [*FT, *S("entprog.method=entprog"), *S(f"entprog.search={search}"), *S("train.ckpt_every=17"),
             *S("train.keep_ckpts=0")]
-    run("train", DECK, *base, *S(f"train.out_dir={search}_a"))
+    out_a = run("train", DECK, *base, *S(f"train.out_dir={search}_a")).stdout
+    if search == "trials":  # the snapshots are gone when the stage's peak starts counting
+        stage_memory("trials_a", out_a)
     for at in ((17, 51) if search == "supernet" else (21, 51)):
         ck = f"{search}_a/ckpt_{at:08d}.h5"
         check(os.path.exists(f"{WORK}/{ck}"), f"{search}: checkpoint at step {at} exists")

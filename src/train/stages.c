@@ -53,8 +53,10 @@ static int count_blocks(const Trainer *tr) {
 }
 
 /* Whether the search told its best candidate from the next best: when their
- * CEs differ by less than the larger standard error, m* rests on noise of the
- * probe set and the window (the decision is kept: the paper's argmax). */
+ * CEs differ by less than the larger standard error, m* rests on noise (the
+ * decision is kept: the paper's argmax). Measured (benchmarks/ce_noise.sh):
+ * the noise is the single steps' loss drops, not the probe set, so the note
+ * points to the paired search rather than to more probe data. */
 static void report_separation(const Prog *p, int k, const double *ce, const double *se) {
     if (!ce || !se || p->n_cand < 2) return;
     int a = 0, b = -1; /* best and runner-up, ties to the smaller m as prog_pick */
@@ -65,8 +67,10 @@ static void report_separation(const Prog *p, int k, const double *ce, const doub
     double s = fmax(se[a], se[b]);
     if (isnan(s) || !(ce[a] - ce[b] < s)) return;
     printf("stage %d: note: CE(%d) = %.4g and CE(%d) = %.4g differ by less than their standard error (%.2g): the "
-           "search could not tell them apart; more probe data (entprog.probe_videos, probe_batches) or a longer "
-           "window (entprog.search_steps) narrows it\n", k + 1, p->cand[a], ce[a], p->cand[b], ce[b], s);
+           "search could not tell them apart (m* is the argmax, as in the paper). The supernet credits each step's "
+           "loss drop to the m drawn for it, and those drops vary far more than the candidates differ; more probe "
+           "data does not narrow it. entprog.search = trials compares the candidates on the same batches "
+           "(docs/entprog.md)\n", k + 1, p->cand[a], ce[a], p->cand[b], ce[b], s);
 }
 
 static void report_stage(Trainer *tr, int k, const double *ce, const double *se) {
@@ -312,8 +316,8 @@ static void trials_after_step(Trainer *tr, double seconds) {
         printf("stage %d search: %d candidates on %d group%s of %d rank%s, %.2f s wall, peak memory (allocator) %.1f MiB\n",
                p->stage + 1, p->n_cand, t->G, t->G > 1 ? "s" : "", t->q, t->q > 1 ? "s" : "", clock_s() - t->t_search,
                ops_mem_peak() / 1048576.0);
-    apply_phase(tr, p->m); /* from here the stage's own peak */
-    trials_free(tr);
+    trials_free(tr); /* the snapshots go before the stage's own peak starts counting */
+    apply_phase(tr, p->m);
     report_stage(tr, p->stage, all, NULL);
 }
 
