@@ -74,7 +74,8 @@ int main(int argc, char **argv) {
     Model m;
     model_create(&m, s);
     m.resident = 1;
-    m.recompute = deck.train.recompute; /* --set train.recompute=1 */
+    m.recompute = deck.train.recompute; /* --set train.recompute=1 [--set train.recompute_blocks=K] */
+    m.recompute_blocks = deck.train.recompute_blocks;
     uint8_t *mask = calloc((size_t)m.pt.n, 1);
     for (int i = 0; i < m.pt.n; i++)
         mask[i] = freeze == 0 || (i >= m.pt.blk0 && (m.pt.info[i].block < 0 || m.pt.info[i].block >= freeze));
@@ -104,10 +105,10 @@ int main(int argc, char **argv) {
     size_t planned = pb + gb + ob + ab + sb;
     if (plan) {
         ops_assume(BACKEND_CPU);
-        printf("plan%s backend=%s B=%d F=%d S=%d D=%d L=%d freeze=%d blocks=%s first_bwd=%d recompute=%d params_gib=%.2f grads_gib=%.2f moments_gib=%.2f "
+        printf("plan%s backend=%s B=%d F=%d S=%d D=%d L=%d freeze=%d blocks=%s first_bwd=%d recompute=%d recompute_blocks=%d params_gib=%.2f grads_gib=%.2f moments_gib=%.2f "
                "acts_gib=%.2f scratch_gib=%.2f total_gib=%.2f total_gb=%.2f\n",
                infer ? " (inference)" : "", be, B, s->F, shape_S(s), s->D, s->L, freeze, blocks ? blocks : "-", m.first_bwd,
-               m.recompute, (double)pb / G, (double)gb / G, (double)ob / G,
+               m.recompute, m.recompute_blocks, (double)pb / G, (double)gb / G, (double)ob / G,
                (double)ab / G, (double)sb / G, (double)planned / G, (double)planned / 1e9);
         free(mask);
         model_destroy(&m);

@@ -81,6 +81,17 @@ for g in ("model", "optimizer"):
     check(same_tensors(f"{WORK}/a/ckpt_00000020.h5", f"{WORK}/rc/ckpt_00000020.h5", g),
           f"train.recompute=1: final /{g} tensors identical")
 expect_error(["train", DECK, *S("train.out_dir=rc2"), *S("train.recompute=2")], "train.recompute", "recompute = 2")
+# only some blocks recompute (train.recompute_blocks; tiny has 3 blocks): the same curve again, and the
+# refusals name the key: more than L - 1 blocks, or without train.recompute = 1
+run("train", DECK, "--resume", "a/ckpt_00000010.h5", *S("train.out_dir=rcb"), *S("train.steps=20"),
+    *S("train.ckpt_every=10"), *S("train.val_every=10"), *S("train.recompute=1"), *S("train.recompute_blocks=1"))
+check(ra[10:] == rows(f"{WORK}/rcb/metrics.csv"), "train.recompute_blocks=1: the same loss curve (all digits)")
+check(same_tensors(f"{WORK}/a/ckpt_00000020.h5", f"{WORK}/rcb/ckpt_00000020.h5", "model"),
+      "train.recompute_blocks=1: final /model tensors identical")
+expect_error(["train", DECK, *S("train.out_dir=rcb2"), *S("train.recompute=1"), *S("train.recompute_blocks=3")],
+             "train.recompute_blocks", "at most 2")
+expect_error(["train", DECK, *S("train.out_dir=rcb3"), *S("train.recompute_blocks=1")], "train.recompute_blocks",
+             "needs train.recompute = 1")
 
 # 2b. SIGUSR1 (Slurm's time-limit warning, forwarded by jobs/common.sh): the
 # run stops at a step boundary with a checkpoint there, and resuming from it

@@ -87,6 +87,7 @@ static const KeyDef KEYS[] = {
     INT("train", "val_batches", train.val_batches, 0),
     ENUM("train", "backend", train.backend, "cpu|cuda"),
     INT("train", "recompute", train.recompute, 0),
+    INT("train", "recompute_blocks", train.recompute_blocks, 0),
     INT("train", "max_bad_steps", train.max_bad_steps, 1),
 
     ENUM("entprog", "method", prog.method, NULL), /* choices: the method table (deck/methods.h) */
@@ -254,6 +255,13 @@ static void check_deck(const Deck *d, const char *label) {
     if (d->train.val_every > 0 && d->data.n_val < 1)
         ep_die("deck '%s': train.val_every = %d needs data.n_val >= 1 validation videos", label, d->train.val_every);
     if (d->train.recompute > 1) ep_die("deck '%s': train.recompute = %d must be 0 or 1", label, d->train.recompute);
+    if (d->train.recompute_blocks > d->model.L - 1)
+        ep_die("deck '%s': train.recompute_blocks = %d: at most %d (model.L - 1: the last block keeps its own "
+               "activations, the others recompute into them); 0 recomputes every block", label,
+               d->train.recompute_blocks, d->model.L - 1);
+    if (d->train.recompute_blocks > 0 && !d->train.recompute)
+        ep_die("deck '%s': train.recompute_blocks = %d needs train.recompute = 1 (it says how many blocks recompute)",
+               label, d->train.recompute_blocks);
     if (d->prog.reverse > 1) ep_die("deck '%s': entprog.reverse = %d must be 0 or 1", label, d->prog.reverse);
     if (d->prog.train_inputs > 1)
         ep_die("deck '%s': entprog.train_inputs = %d must be 0 or 1", label, d->prog.train_inputs);

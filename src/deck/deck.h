@@ -35,6 +35,7 @@ typedef struct {
     char backend[16];         /* cpu | cuda */
     int max_bad_steps;        /* consecutive steps with a non-finite loss or gradient before the run stops */
     int recompute;            /* 1: blocks keep only their input; backward recomputes their activations */
+    int recompute_blocks;     /* with recompute: only this many blocks do, those before the last (0: all) */
 } TrainConfig;
 
 /* [entprog]: how fine-tuning chooses what trains (docs/entprog.md). */

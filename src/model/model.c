@@ -116,9 +116,9 @@ static void backward(Model *m, const Batch *in, const float *deps) {
         if (skipped(m, b)) continue;
         op_zero(g->dmod, (size_t)2 * B * 9 * D);
         op_zero(g->dqkv_r, Nr * 3 * D);
-        if (m->recompute) video_block_recompute(m, b, in);
+        if (model_recomputes(m, b)) video_block_recompute(m, b, in);
         video_block_backward(m, b, in);
-        if (m->recompute) ref_block_recompute(m, b, b < last);
+        if (model_recomputes(m, b)) ref_block_recompute(m, b, b < last);
         ref_block_backward(m, b, b < last);
         ada_backward(m, b, dsc);
         grads_final(m, m->pt.blk0 + b * BP_COUNT); /* nothing after this iteration adds to block b's gradients */

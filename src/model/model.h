@@ -84,6 +84,8 @@ typedef struct {
     int recompute;            /* set before model_set_batch: blocks keep only their inputs (z0, r_z0) and
                                  the bank's qkv, and backward reruns each one's forward into one shared
                                  set (train.recompute) */
+    int recompute_blocks;     /* with recompute: only this many blocks do, those just before the last
+                                 one, into its set (model_recomputes; 0: all; train.recompute_blocks) */
     int forward_only;         /* set before model_set_batch: no gradients, no backward scratch; on a
                                  GPU the parameters are uploaded once, at the first forward */
     int w_current;            /* w holds the latest parameters (else the next forward uploads them) */
@@ -107,6 +109,18 @@ typedef struct {
 /* The same gradient on the backend's side (model code uses this one). */
 static inline float *model_cgrad(const Model *m, int idx) {
     return m->grad_off[idx] == NO_GRAD ? NULL : m->cgrads + m->grad_off[idx];
+}
+
+/* Whether block b keeps only its inputs and reruns its forward in backward:
+ * with recompute, every block (recompute_blocks = 0: they rerun into one
+ * extra set), or the K = recompute_blocks blocks just before the last one,
+ * L-1-K .. L-2, which rerun into the last block's own set: backward is done
+ * with it when it reaches them, so K blocks save K sets and cost none. Deep
+ * ones, because blocks before the earliest trainable one share one set
+ * anyway (act_first), so recomputing them would save nothing. */
+static inline int model_recomputes(const Model *m, int b) {
+    int L = m->shape.L, K = m->recompute_blocks;
+    return m->recompute && !m->forward_only && (K <= 0 || (b >= L - 1 - K && b < L - 1));
 }
 
 /* Last block that is not skipped (-1 if all are): the reference pass only

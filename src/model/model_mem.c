@@ -122,12 +122,21 @@ static void layout_acts(Model *m, Carver *c) {
         m->stage.drop_ref = (uint8_t *)take(c, bytes);
         m->stage.drop_pose = (uint8_t *)take(c, bytes);
     }
-    /* blocks before act_first share one set (act_first_for) */
+    /* blocks before act_first share one set (act_first_for); recomputing
+     * blocks rerun into one more (all recompute) or into the last block's
+     * (only some do: model_recomputes), which is then carved first */
     BlockActs shared = {0};
-    if (m->recompute && !m->forward_only) carve_shareable(m, c, &shared);
+    int into_last = m->recompute && !m->forward_only && m->recompute_blocks > 0;
+    if (into_last) {
+        carve_block(m, c, &a->blk[s->L - 1], NULL);
+        shared = a->blk[s->L - 1];
+    } else if (m->recompute && !m->forward_only) {
+        carve_shareable(m, c, &shared);
+    }
     for (int b = 0; b < s->L; b++) {
+        if (into_last && b == s->L - 1) continue;
         if (b > 0 && b < m->act_first) a->blk[b] = a->blk[0];
-        else carve_block(m, c, &a->blk[b], m->recompute && !m->forward_only ? &shared : NULL);
+        else carve_block(m, c, &a->blk[b], model_recomputes(m, b) ? &shared : NULL);
     }
 }
 

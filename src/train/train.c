@@ -234,7 +234,8 @@ static void check_memory_fits(const Trainer *tr) {
         if (!free_now || need <= have) return;
         ep_die("train: the plan needs %.2f GiB on the GPU (parameters, gradients, optimizer, activations %.2f GiB, "
                "backward scratch, for the largest stage), more than the %.2f GiB free on it. Shrink it with train.batch "
-               "(now %d) or train.recompute = 1 (now %d); bench_step <deck> --backend cuda --plan shows the plan",
+               "(now %d) or train.recompute = 1 (now %d; train.recompute_blocks: how many blocks); bench_step <deck> "
+               "--backend cuda --plan shows the plan",
                need / gib, 4.0 * act / gib, have / gib, tr->deck->train.batch, tr->deck->train.recompute);
     }
     MPI_Comm node;
@@ -247,7 +248,8 @@ static void check_memory_fits(const Trainer *tr) {
     if (limit <= 0 || need * local <= limit) return;
     ep_die("train: the plan needs %.2f GiB per rank (parameters, gradients, optimizer, activations %.2f GiB, backward "
            "scratch, for the largest stage) x %d rank%s on this node = %.2f GiB, more than %.2f GiB, %s. Shrink it with "
-           "train.batch (now %d) or train.recompute = 1 (now %d), or use fewer ranks per node",
+           "train.batch (now %d) or train.recompute = 1 (now %d; train.recompute_blocks: how many blocks), or use "
+           "fewer ranks per node",
            need / gib, 4.0 * act / gib, local, local > 1 ? "s" : "", need * local / gib, limit / gib, source,
            tr->deck->train.batch, tr->deck->train.recompute);
 }
@@ -286,6 +288,7 @@ static void create_state(Trainer *tr) {
     model_create(&tr->model, &deck->model);
     tr->model.resident = 1; /* parameters, gradients, moments and EMA live in backend memory */
     tr->model.recompute = tc->recompute;
+    tr->model.recompute_blocks = tc->recompute_blocks;
     tr->mask = ep_malloc(tr->model.pt.n, "trainable mask");
     prog_init(&tr->prog, deck);
     optim_create(&tr->opt, strcmp(tc->optimizer, "sgd") == 0 ? OPT_SGD : OPT_ADAMW, &tr->model.pt);
@@ -367,7 +370,7 @@ static void print_start(const Trainer *tr, const char *how) {
     printf("  memory: parameters %.1f MiB, gradients %.1f MiB, optimizer %.1f MiB, activations %.1f MiB%s, "
            "backward scratch %.1f MiB\n", tr->model.pt.total * 4.0 / 1048576.0,
            tr->model.grad_cap * 4.0 / 1048576.0, tr->opt.size * 4.0 * (tr->opt.v ? 2 : 1) / 1048576.0,
-           tr->model.act_floats * 4.0 / 1048576.0, tc->recompute ? " (blocks recomputed in backward)" : "",
+           tr->model.act_floats * 4.0 / 1048576.0, !tc->recompute ? "" : tc->recompute_blocks ? " (train.recompute_blocks blocks recomputed in backward)" : " (blocks recomputed in backward)",
            tr->model.scratch_floats * 4.0 / 1048576.0);
     if (tr->prog.method->trains != TRAINS_ALL) print_most_memory(tr);
     printf("  numerics: %s\n", numerics);
