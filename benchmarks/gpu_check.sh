@@ -5,7 +5,8 @@
 # and the temporal warp kernel against the CPU and the fp32 kernels at small
 # and `paper` shapes, with a dropped reference, rerun bitwise; the whole model
 # and a training curve on the new path), then the `paper` step on the old
-# (tensor-core) and the new (cuDNN) attention, their per-op profiles, an
+# (tensor-core) and the new (cuDNN) attention, their per-op profiles, the
+# step and its profile with the GEMMs on bf16 operands (ENTPROG_GEMM=bf16), an
 # Ent-Prog stage training the top-7 blocks of a real CEI ranking, the rates
 # PyTorch reaches at the model's GEMM and attention shapes, PyTorch's own
 # step; compute-sanitizer and the `entprog train` comparison last. Every step
@@ -124,6 +125,15 @@ peak=$(grep -o 'gemm_peak_bf16_tflops=[0-9.]*' "$logf" | head -1 | cut -d= -f2)
 peak=${peak:-989}
 run bench_paper_tc 50 "${lib[@]}" ENTPROG_ATTN=tc "$bin/bench_step" "${paper[@]}" --steps 3 --warmup 1 --peak "$peak"
 run bench_paper_cudnn 50 "${lib[@]}" ENTPROG_ATTN=cudnn "$bin/bench_step" "${paper[@]}" --steps 3 --warmup 1 --peak "$peak"
+# the GEMMs on bf16 operands (ENTPROG_GEMM=bf16, not yet run on a GPU), cuDNN attention: the step,
+# then its per-op profile (a step's first ms_per_step is the one in the table)
+run bench_paper_bf16gemm_cudnn 30 "${lib[@]}" ENTPROG_GEMM=bf16 ENTPROG_ATTN=cudnn bash -c \
+    '"$0" "$@" --steps 2 --warmup 1 && ENTPROG_PROFILE=1 "$0" "$@" --steps 1 --warmup 0' \
+    "$bin/bench_step" "${paper[@]}" --peak "$peak"
+# the same with the 3 blocks before the last recomputing into its activations (train.recompute_blocks):
+# 3.3 GiB less in the plan, for PyTorch's peak (torch_paper below)
+run bench_paper_bf16gemm_cudnn_rc3 25 "${lib[@]}" ENTPROG_GEMM=bf16 ENTPROG_ATTN=cudnn "$bin/bench_step" "${paper[@]}" \
+    --steps 2 --warmup 1 --set train.recompute=1 --set train.recompute_blocks=3 --peak "$peak"
 run bench_paper_top7_cudnn 40 "${lib[@]}" ENTPROG_ATTN=cudnn "$bin/bench_step" "${paper[@]}" --steps 3 --warmup 1 \
     --blocks "$top7" --peak "$peak"
 # 4. what PyTorch reaches on this card: GEMM and SDPA rates at the model's shapes, its whole step
@@ -151,20 +161,21 @@ rm -f "$out/.step"
     echo
     echo "| what | ms per step | TFLOP/s | MFU % | peak MiB | planned MiB |"
     echo "|---|---|---|---|---|---|"
-    awk '/^===== /{name=$2; sub(/:$/, "", name)} /ms_per_step=/{ms=tf=mem="";
+    awk '/^===== /{name=$2; sub(/:$/, "", name)} /ms_per_step=/ && !(name in row){ms=tf=mem="";
          for(i=1;i<=NF;i++){split($i,kv,"="); if(kv[1]=="ms_per_step")ms=kv[2]; if(kv[1]=="tflops")tf=kv[2]; if(kv[1]=="mem_mib")mem=kv[2]}
          row[name]=ms" | "tf" | "}
-         /^mfu_percent=/{split($1,kv,"="); mfu[name]=kv[2]}
-         /mem_mib=/{for(i=1;i<=NF;i++){split($i,kv,"="); if(kv[1]=="mem_mib")m[name]=kv[2]; if(kv[1]=="plan_mib")pl[name]=kv[2]}}
+         /^mfu_percent=/ && !(name in mfu){split($1,kv,"="); mfu[name]=kv[2]}
+         /mem_mib=/ && !(name in m){for(i=1;i<=NF;i++){split($i,kv,"="); if(kv[1]=="mem_mib")m[name]=kv[2]; if(kv[1]=="plan_mib")pl[name]=kv[2]}}
          /^torch_step_ms/{row[name]=$2" | - | "; mfu[name]="-"}
          END{for(n in row) printf "| %s | %s%s | %s | %s |\n", n, row[n], mfu[n], m[n], pl[n]}' "$logf" | sort
     grep -h -o '"peak_mib": [0-9.]*' "$out/torch_paper.json" 2>/dev/null | sed 's/^/torch_paper /'
     grep -h 'gemm_peak_bf16' "$logf" | head -1
     grep -h '^gemm_block_bf16_tflops\|^sdpa=' "$logf"
     echo "attention per op (ms, profile of one step incl. first-call graph builds):"
-    awk '/^===== profile_paper/{name=$2} /^\| attention/{print "  " name " " $0}' "$logf"
+    awk '/^===== /{name=$2} /^\| attention/{print "  " name " " $0}' "$logf"
     grep -h -m1 '^attention: cuDNN [0-9]' "$logf"
     grep -h 'attention: cuDNN SDPA .* graph' "$logf" | sort -u | head -8
     grep -h 'attention: cuDNN refused\|no cuDNN frontend' "$logf" | sort -u | head -8
+    grep -h '^gemm: ' "$logf" | sort -u | head -8
     grep -h 'failure(s)$' "$logf" | sort | uniq -c
 } | tee -a "$sum"

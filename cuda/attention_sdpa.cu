@@ -55,14 +55,14 @@ __device__ static inline float2 pair_f32(const bf16 *p) { return __bfloat1622flo
  * own row r < nq, else bank row r - nq of its sample, zeros where dropped.
  * Block 0 also writes the key counts: seq_q[z] = nq, seq_kv[z] = nq (+ nb
  * unless the bank is absent or dropped). */
-__global__ static void pack_qkv(AttnShape a, int nkv, bf16 *Q, bf16 *K, bf16 *V, int32_t *seq, const float *qkv,
-                                const float *bank, const uint8_t *drop) {
+__global__ static void pack_qkv(AttnShape a, int nkv, bf16 *Q, bf16 *K, bf16 *V, int32_t *seq_q, int32_t *seq_kv,
+                                const float *qkv, const float *bank, const uint8_t *drop) {
     int D = a.NH * a.dh, Z = a.Z1 * a.Z2, row = blockIdx.x, z = row / nkv, r = row % nkv;
     if (row == 0)
         for (int i = threadIdx.x; i < Z; i += blockDim.x) {
             int dropped = a.nb == 0 || (drop && drop[i / a.Z2]);
-            seq[i] = a.nq;
-            seq[Z + i] = a.nq + (dropped ? 0 : a.nb);
+            seq_q[i] = a.nq;
+            seq_kv[i] = a.nq + (dropped ? 0 : a.nb);
         }
     __nv_bfloat162 *K2 = (__nv_bfloat162 *)(K + (size_t)row * D), *V2 = (__nv_bfloat162 *)(V + (size_t)row * D);
     if (r < a.nq) {
@@ -167,7 +167,7 @@ static SdpaDims dims_of(const AttnShape *a) {
 typedef struct {
     size_t Z, nq, nkv; /* problems, elements of Q (and O), of K (and V) */
     bf16 *Q, *K, *V, *O;
-    int32_t *seq;      /* [2Z]: query counts, then key counts */
+    int32_t *seq_q, *seq_kv; /* [Z] query counts, [Z] key counts */
 } Staged;
 
 static Staged stage_qkv(const AttnShape *a, const SdpaDims *s, const float *qkv, const float *bank,
@@ -179,8 +179,13 @@ static Staged stage_qkv(const AttnShape *a, const SdpaDims *s, const float *qkv,
     t.K = (bf16 *)need(&bk, t.nkv * sizeof(bf16), "attention: bf16 K");
     t.V = (bf16 *)need(&bv, t.nkv * sizeof(bf16), "attention: bf16 V");
     t.O = (bf16 *)need(&bo, t.nq * sizeof(bf16), "attention: bf16 O");
-    t.seq = (int32_t *)need(&bseq, 2 * t.Z * sizeof(int32_t), "attention: key counts");
-    pack_qkv<<<(unsigned)(t.Z * s->skv), ROW_THREADS>>>(*a, s->skv, t.Q, t.K, t.V, t.seq, qkv, bank, drop);
+    /* seq_kv starts 16 bytes aligned: the frontend declares every tensor 16-byte aligned
+     * (CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT), and seq + Z is not when Z % 4 != 0 */
+    size_t Zp = (t.Z + 3) / 4 * 4;
+    t.seq_q = (int32_t *)need(&bseq, 2 * Zp * sizeof(int32_t), "attention: key counts");
+    t.seq_kv = t.seq_q + Zp;
+    pack_qkv<<<(unsigned)(t.Z * s->skv), ROW_THREADS>>>(*a, s->skv, t.Q, t.K, t.V, t.seq_q, t.seq_kv, qkv, bank,
+                                                         drop);
     KCHECK("attention pack_qkv");
     return t;
 }
@@ -191,7 +196,7 @@ int sdpa_attention(const AttnShape *a, float *out, float *state, const float *qk
     SdpaDims s = dims_of(a);
     if (cudnn_sdpa_ready(0, &s) != 0) return -1;
     Staged t = stage_qkv(a, &s, qkv, bank, drop);
-    cudnn_sdpa_fwd(&s, t.O, state, t.Q, t.K, t.V, t.seq, t.seq + t.Z);
+    cudnn_sdpa_fwd(&s, t.O, state, t.Q, t.K, t.V, t.seq_q, t.seq_kv);
     unpack_out<<<(unsigned)(t.Z * s.sq), ROW_THREADS>>>(*a, out, t.O);
     KCHECK("attention unpack_out");
     return 0;
@@ -209,7 +214,7 @@ int sdpa_attention_backward(const AttnShape *a, float *dqkv, float *dbank, const
          *dV = (bf16 *)need(&bdv, t.nkv * sizeof(bf16), "attention: bf16 dV");
     pack_out<<<(unsigned)(t.Z * s.sq), ROW_THREADS>>>(*a, t.O, G, out, dout);
     KCHECK("attention pack_out");
-    cudnn_sdpa_bwd(&s, dQ, dK, dV, t.Q, t.K, t.V, t.O, G, state, t.seq, t.seq + t.Z);
+    cudnn_sdpa_bwd(&s, dQ, dK, dV, t.Q, t.K, t.V, t.O, G, state, t.seq_q, t.seq_kv);
     add_own_grads<<<(unsigned)(t.Z * s.sq), ROW_THREADS>>>(*a, s.skv, dqkv, dQ, dK, dV);
     KCHECK("attention add_own_grads");
     if (a->nb > 0 && dbank) {

@@ -28,7 +28,13 @@ size_t cuda_mem_free(void);
 size_t cuda_mem_peak(void);
 void cuda_mem_reset_peak(void);
 void cuda_sync(void);
-/* 1: GEMMs in plain fp32 instead of bf16 tensor-core products (also ENTPROG_GEMM=fp32). */
+/* The GEMM modes (also ENTPROG_GEMM=fp32|bf16; cuda/gemm.cu): fp32 operands in
+ * memory multiplied on bf16 tensor cores (the default), plain fp32 products,
+ * or both operands cast to bf16 per product and multiplied as such (not yet
+ * run on a GPU). Accumulation and results are fp32 in all three. */
+enum { GEMM_FAST16BF = 0, GEMM_FP32 = 1, GEMM_BF16 = 2 };
+void cuda_set_gemm_mode(int mode);
+/* 1: GEMM_FP32, 0: the default mode (also ENTPROG_GEMM=fp32). */
 void cuda_set_exact_gemm(int on);
 /* 1: tensor-core (bf16) attention kernels, 0: fp32 ones (also ENTPROG_ATTN=tc|fp32). */
 void cuda_set_attention_tc(int on);

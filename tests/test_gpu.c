@@ -2,17 +2,20 @@
  * no CUDA build or no GPU).
  *
  *   test_gpu ops    every op on random inputs (never zeros), outputs and
- *                   accumulated gradients, GEMMs run twice: in exact fp32
- *                   (ENTPROG GEMM mode "fp32") and in the default bf16
- *                   tensor-core mode; attention with the fp32 and with the
- *                   tensor-core (bf16) kernels;
+ *                   accumulated gradients, GEMMs (linear, linear_gelu and
+ *                   their gradients) in each ENTPROG_GEMM mode: exact fp32
+ *                   ("fp32"), the default bf16 tensor-core mode, and "bf16"
+ *                   (operands cast to bf16; there also the GELU of
+ *                   cuBLASLt's epilogue against its tanh and erf forms);
+ *                   attention with the fp32 and with the tensor-core (bf16)
+ *                   kernels;
  *   test_gpu attn   cuDNN's fused attention (ENTPROG_ATTN=cudnn) and the
  *                   temporal warp kernel against the CPU and the fp32
  *                   kernels, forward and every gradient, with a dropped
  *                   reference, at small shapes and the `paper` shape, and
  *                   each run twice bitwise (attn-small: without `paper`);
  *   test_gpu model  the whole model's eps_hat, loss and every parameter
- *                   gradient, in both GEMM modes; the same run twice is
+ *                   gradient, in the three GEMM modes; the same run twice is
  *                   bit-identical, and so is it with activation recomputation;
  *                   a frozen prefix gives the same gradients
  *                   for the trainable tensors with less device memory;
@@ -29,11 +32,21 @@
  *    <= 2^-9 each), so one product term is off by <= 2^-8 = 3.9e-3 and a
  *    K-term sum of random-signed terms by ~2^-8 of its typical size: 1e-2
  *    for one op; the model chains ~10 products forward and back, so 5e-2 for
- *    its outputs and gradients; the tensor-core attention rounds its
- *    operands to bf16 as well: 1e-2; cuDNN's (ENTPROG_ATTN=cudnn) also its
- *    outputs and gradients: 1e-2 per op, and for the whole model with fp32
- *    GEMMs (test_attn states the attention tolerances). Measured values are
- *    printed.
+ *    its outputs and gradients;
+ *  - ENTPROG_GEMM=bf16: the same 1e-2 and 5e-2. Both operands are now
+ *    rounded to bf16 in memory (round to nearest even, by a cast kernel)
+ *    before the product, not only inside the tensor core, but it is the
+ *    same rounding to 8 significant bits of the same two operands with the
+ *    same fp32 accumulation, so the same bound; linear_gelu's GELU in
+ *    cuBLASLt's epilogue may use a fast tanh (error ~2^-11 of tanh, so
+ *    <= 1e-3 of |h| up to 4), far inside 1e-2. Its form is checked apart,
+ *    with operands exact in bf16 and an exact product: within 2e-3 of the
+ *    tanh form, and nearer it than the erf form (they differ by up to
+ *    4.7e-4, near |h| = 2.7);
+ *  - the tensor-core attention rounds its operands to bf16 as well: 1e-2;
+ *    cuDNN's (ENTPROG_ATTN=cudnn) also its outputs and gradients: 1e-2 per
+ *    op, and for the whole model with fp32 GEMMs (test_attn states the
+ *    attention tolerances). Measured values are printed.
  * ENTPROG_ATTN=tc|fp32|cudnn picks the attention kernels of the model and
  * train tests (the ops test runs fp32 and tc, the attn test cudnn). */
 #include "model/model.h"
@@ -119,8 +132,54 @@ static void test_linear(double tg, int misalign) {
     check("linear_backward din", rel_err(d_din, din, N * Ni), tg);
     check("linear_backward dW", rel_err(d_dW, dW, O * Ni), tg);
     check("linear_backward db (fp32 column sums)", rel_err(d_db, db, O), 1e-5);
-    float *h[] = {in, W, b, out, dout, din, dW, db}, *d[] = {d_in, d_W, d_b, d_out, d_dout, d_din, d_dW, d_db};
-    for (int i = 0; i < 8; i++) free(h[i]), cuda_free(d[i]);
+    /* fc1 with its GELU: in bf16 mode the epilogue where aligned, else linear + GELU kernel */
+    float *hh = hrand(N * O, 1), *gg = hrand(N * O, 1), *d_hh = dev(hh, N * O), *d_gg = dev(gg, N * O);
+    cpu_linear_gelu(hh, gg, in + a, W + a, b + a, N, Ni, O);
+    cuda_linear_gelu(d_hh, d_gg, d_in + a, d_W + a, d_b + a, N, Ni, O);
+    snprintf(name, sizeof name, "linear_gelu h%s", a ? " (misaligned)" : "");
+    check(name, rel_err(d_hh, hh, N * O), tg);
+    snprintf(name, sizeof name, "linear_gelu gelu_tanh(h)%s", a ? " (misaligned)" : "");
+    check(name, rel_err(d_gg, gg, N * O), tg);
+    float *h[] = {in, W, b, out, dout, din, dW, db, hh, gg};
+    float *d[] = {d_in, d_W, d_b, d_out, d_dout, d_din, d_dW, d_db, d_hh, d_gg};
+    for (int i = 0; i < 10; i++) free(h[i]), cuda_free(d[i]);
+}
+
+/* Which GELU cuBLASLt's GELU_AUX_BIAS epilogue computes (bf16 mode): operands
+ * exact in bf16 (multiples of 1/64 below 4) and W picking one input per
+ * output, so h = in[., o % 8] + b[o] is exact and only the GELU can differ.
+ * The model's is the tanh form; the erf form differs from it by up to
+ * 4.7e-4 (near |h| = 2.7), the epilogue's fast tanh perhaps by ~1e-3. If the
+ * epilogue was refused (stderr says so), this checks the GELU kernel. */
+static void test_gelu_form(void) {
+    int N = 64, Ni = 8, O = 512;
+    float *in = malloc(N * Ni * sizeof(float)), *W = calloc((size_t)O * Ni, sizeof(float));
+    float *b = malloc(O * sizeof(float)), *h = malloc(N * O * sizeof(float)), *g = malloc(N * O * sizeof(float));
+    for (int i = 0; i < N * Ni; i++) in[i] = (float)(i * 37 % 511 - 255) / 64.0f;
+    for (int o = 0; o < O; o++) W[o * Ni + o % Ni] = 1.0f, b[o] = (float)(o % 5 - 2) / 64.0f;
+    float *d_in = dev(in, N * Ni), *d_W = dev(W, O * Ni), *d_b = dev(b, O);
+    float *d_h = cuda_alloc(N * O * sizeof(float), "h"), *d_g = cuda_alloc(N * O * sizeof(float), "g");
+    cuda_linear_gelu(d_h, d_g, d_in, d_W, d_b, N, Ni, O);
+    cuda_download(h, d_h, N * O * sizeof(float));
+    cuda_download(g, d_g, N * O * sizeof(float));
+    double eh = 0, et = 0, ee = 0, st = 0, se = 0;
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < O; o++) {
+            double x = (double)in[n * Ni + o % Ni] + b[o], y = g[n * O + o];
+            double tf = 0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+            double ef = 0.5 * x * (1 + erf(x / sqrt(2.0)));
+            if (!(fabs(h[n * O + o] - x) <= eh)) eh = fabs(h[n * O + o] - x); /* NaN sticks */
+            if (!(fabs(y - tf) <= et)) et = fabs(y - tf);
+            ee = fmax(ee, fabs(y - ef));
+            st += (y - tf) * (y - tf), se += (y - ef) * (y - ef);
+        }
+    printf("  GELU of the epilogue: max |g - tanh form| %.2e, |g - erf form| %.2e; rms %.2e / %.2e\n", et, ee,
+           sqrt(st / (N * O)), sqrt(se / (N * O)));
+    check("linear_gelu exact operands: h exact", eh, 0);
+    check("linear_gelu exact operands: gelu vs tanh form (abs)", et, 2e-3);
+    check("linear_gelu: nearer the tanh form than erf (rms)", st < se ? 0 : 1, 0);
+    free(in), free(W), free(b), free(h), free(g);
+    cuda_free(d_in), cuda_free(d_W), cuda_free(d_b), cuda_free(d_h), cuda_free(d_g);
 }
 
 static void test_norm_mod(void) {
@@ -543,15 +602,21 @@ static void test_optimizer(void) {
     for (int i = 0; i < 4; i++) free(h[i]), cuda_free(d[i]);
 }
 
+/* The GEMM modes the ops and model tests run, exact first. */
+static const int gemm_modes[3] = {GEMM_FP32, GEMM_FAST16BF, GEMM_BF16};
+static const char *gemm_mode_name[3] = {"fp32", "bf16 (fp32 operands, tensor cores, fp32 accumulation)",
+                                        "ENTPROG_GEMM=bf16 (operands cast to bf16, fp32 accumulation)"};
+
 static void test_ops(void) {
-    for (int exact = 1; exact >= 0; exact--) {
-        cuda_set_exact_gemm(exact);
-        double tg = exact ? 1e-4 : 1e-2;
-        printf("GEMMs in %s:\n", exact ? "fp32" : "bf16 (tensor cores, fp32 accumulation)");
+    for (int i = 0; i < 3; i++) {
+        cuda_set_gemm_mode(gemm_modes[i]);
+        double tg = gemm_modes[i] == GEMM_FP32 ? 1e-4 : 1e-2;
+        printf("GEMMs in %s:\n", gemm_mode_name[i]);
         test_linear(tg, 0);
         test_linear(tg, 1);
+        if (gemm_modes[i] == GEMM_BF16) test_gelu_form();
     }
-    cuda_set_exact_gemm(0);
+    cuda_set_gemm_mode(GEMM_FAST16BF);
     printf("fp32 kernels:\n");
     test_norm_mod();
     cuda_set_attention_tc(0);
@@ -667,14 +732,15 @@ static void test_model(void) {
     Inputs in = make_inputs();
     Result cpu = run_model(params, &in, NULL);
     ops_select(BACKEND_CUDA);
-    for (int exact = 1; exact >= 0; exact--) {
-        cuda_set_exact_gemm(exact);
+    for (int mi = 0; mi < 3; mi++) {
+        int exact = gemm_modes[mi] == GEMM_FP32;
+        cuda_set_gemm_mode(gemm_modes[mi]);
         /* cuDNN's attention writes its outputs and gradients in bf16 (2^-9 relative
          * each): with exact GEMMs the model is then within a bf16 op's 1e-2, not 1e-3 */
         const char *attn = getenv("ENTPROG_ATTN");
         int bf16_attn = attn && !strcmp(attn, "cudnn");
         double tol = exact ? (bf16_attn ? 1e-2 : 1e-3) : 5e-2;
-        printf("whole model, GEMMs in %s, attention %s (loss cpu %.6f):\n", exact ? "fp32" : "bf16",
+        printf("whole model, GEMMs in %s, attention %s (loss cpu %.6f):\n", gemm_mode_name[mi],
                attn ? attn : "default", cpu.loss);
         Result g = run_model(params, &in, NULL);
         check("loss", fabs(g.loss - cpu.loss) / cpu.loss, tol);
@@ -713,7 +779,7 @@ static void test_model(void) {
             check("recompute holds less device memory", rc.mem < g.mem ? 0 : 1, 0);
         }
     }
-    cuda_set_exact_gemm(0);
+    cuda_set_gemm_mode(GEMM_FAST16BF);
 }
 
 /* Losses of `steps` AdamW steps from the given parameters on the selected

@@ -87,8 +87,7 @@ static void mlp_forward(const Model *m, int b, float *z, const float *mod, const
     int n = G * T;
     float *u = m->a.u, *g = m->a.gelu;
     ln_modulate(a->xhat, a->rstd, u, m->a.mean, z, mod, SHIFT_M, SCALE_M, d, G, T);
-    op_linear(a->h, u, W(m, b, BP_FC1_W), W(m, b, BP_FC1_B), n, d->D, d->Dm);
-    op_gelu_tanh(g, a->h, (size_t)n * d->Dm);
+    op_linear_gelu(a->h, g, u, W(m, b, BP_FC1_W), W(m, b, BP_FC1_B), n, d->D, d->Dm);
     op_linear(a->y, g, W(m, b, BP_FC2_W), W(m, b, BP_FC2_B), n, d->Dm, d->D);
     op_gate_residual(z, a->y, MOD(mod, GATE_M, d->D), d->ld, G, T, d->D);
 }

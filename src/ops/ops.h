@@ -61,6 +61,9 @@ void ops_profile_report(FILE *out);
 /* ---- dense ---- */
 /* out[N,O] = in[N,Ni] W[O,Ni]^T + bias[O] (bias may be NULL). */
 void op_linear(float *out, const float *in, const float *W, const float *bias, int N, int Ni, int O);
+/* h = the linear above, g = gelu_tanh(h): one op so that a GPU can fuse the
+ * GELU into the product's epilogue; the CPU runs the two ops, bit for bit. */
+void op_linear_gelu(float *h, float *g, const float *in, const float *W, const float *bias, int N, int Ni, int O);
 /* din[N,Ni] += dout W; dW[O,Ni] += dout^T in; db[O] += colsum(dout). Any of din/dW/db may be NULL. */
 void op_linear_backward(float *din, float *dW, float *db, const float *dout, const float *in, const float *W,
                         int N, int Ni, int O);

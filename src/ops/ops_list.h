@@ -4,6 +4,8 @@
  * the products, for MFU), so the three can never disagree. */
 OP(linear, (float *out, const float *in, const float *W, const float *bias, int N, int Ni, int O),
    (out, in, W, bias, N, Ni, O), 2.0 * N * Ni * O)
+OP(linear_gelu, (float *h, float *g, const float *in, const float *W, const float *bias, int N, int Ni, int O),
+   (h, g, in, W, bias, N, Ni, O), 2.0 * N * Ni * O)
 OP(linear_backward, (float *din, float *dW, float *db, const float *dout, const float *in, const float *W, int N,
                      int Ni, int O),
    (din, dW, db, dout, in, W, N, Ni, O), 2.0 * N * Ni * O * ((din != NULL) + (dW != NULL)))
