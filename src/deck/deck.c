@@ -49,7 +49,7 @@ static const KeyDef KEYS[] = {
     INT("model", "Cp", model.Cp, 1),
     INT("model", "s", model.s, 1),
     INT("model", "Cg", model.Cg, 1),
-    ENUM("model", "frame_embed", model.frame_embed, "input|temporal"),
+    ENUM("model", "frame_embed", model.frame_embed, SHAPE_FRAME_EMBED_CHOICES),
 
     STR("data", "dir", data.dir),
     INT("data", "n_train", data.n_train, 1),

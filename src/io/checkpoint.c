@@ -34,15 +34,6 @@ static uint64_t comm_sum_u64(uint64_t v, MPI_Comm c) {
 }
 
 /* The root hyper-parameter attributes, in file order. */
-static const struct { const char *name; size_t off; } SHAPE_ATTRS[] = {
-    {"F", offsetof(ModelShape, F)}, {"C", offsetof(ModelShape, C)}, {"H", offsetof(ModelShape, H)},
-    {"W", offsetof(ModelShape, W)}, {"p", offsetof(ModelShape, p)}, {"D", offsetof(ModelShape, D)},
-    {"NH", offsetof(ModelShape, NH)}, {"L", offsetof(ModelShape, L)},
-    {"mlp_ratio", offsetof(ModelShape, mlp_ratio)}, {"Cp", offsetof(ModelShape, Cp)},
-    {"s", offsetof(ModelShape, s)}, {"Cg", offsetof(ModelShape, Cg)},
-};
-#define N_SHAPE_ATTRS ((int)(sizeof SHAPE_ATTRS / sizeof SHAPE_ATTRS[0]))
-static int *shape_field(ModelShape *m, int i) { return (int *)((char *)m + SHAPE_ATTRS[i].off); }
 
 /* The tensor groups, in checksum order. */
 enum { G_MODEL, G_M, G_V, G_EMA, N_GROUPS };
@@ -166,7 +157,7 @@ static void write_root_attrs(hid_t f, const ModelShape *m) {
     h5_attr_int(f, "/", "format_version", CKPT_FORMAT_VERSION);
     h5_attr_str(f, "/", "model", desc);
     ModelShape copy = *m;
-    for (int i = 0; i < N_SHAPE_ATTRS; i++) h5_attr_int(f, "/", SHAPE_ATTRS[i].name, *shape_field(&copy, i));
+    for (int i = 0; i < SHAPE_N_KEYS; i++) h5_attr_int(f, "/", SHAPE_KEY_NAMES[i], *shape_key(&copy, i));
     h5_attr_str(f, "/", "frame_embed", shape_frame_embed_name(m));
 }
 
@@ -268,12 +259,12 @@ void ckpt_save(const char *path, const CkptState *s, MPI_Comm comm) {
 
 static void read_shape_attrs(hid_t f, const char *path, ModelShape *m) {
     memset(m, 0, sizeof *m);
-    for (int i = 0; i < N_SHAPE_ATTRS; i++) {
-        const char *name = SHAPE_ATTRS[i].name;
+    for (int i = 0; i < SHAPE_N_KEYS; i++) {
+        const char *name = SHAPE_KEY_NAMES[i];
         if (i == 0 && !h5_has_attr(f, "/", name)) continue; /* F: absent in bare weights */
         if (!h5_has_attr(f, "/", name))
             ep_die("'%s' lacks the root attribute '%s' (not an EP-VDiT checkpoint or weights file?)", path, name);
-        *shape_field(m, i) = (int)h5_get_attr_int(f, path, "/", name);
+        *shape_key(m, i) = (int)h5_get_attr_int(f, path, "/", name);
     }
     shape_set_frame_embed(m, "input"); /* files written before the attribute */
     if (h5_has_attr(f, "/", "frame_embed")) {
@@ -294,10 +285,10 @@ static void check_shape(hid_t f, const char *path, const ModelShape *want) {
     ModelShape have;
     read_shape_attrs(f, path, &have);
     ModelShape w = *want;
-    for (int i = 1; i < N_SHAPE_ATTRS; i++) /* F excepted: it only sizes activations */
-        if (*shape_field(&have, i) != *shape_field(&w, i))
-            ep_die("checkpoint '%s' has %s = %d but the model has %s = %d", path, SHAPE_ATTRS[i].name,
-                   *shape_field(&have, i), SHAPE_ATTRS[i].name, *shape_field(&w, i));
+    for (int i = 1; i < SHAPE_N_KEYS; i++) /* F excepted: it only sizes activations */
+        if (*shape_key(&have, i) != *shape_key(&w, i))
+            ep_die("checkpoint '%s' has %s = %d but the model has %s = %d", path, SHAPE_KEY_NAMES[i],
+                   *shape_key(&have, i), SHAPE_KEY_NAMES[i], *shape_key(&w, i));
     shape_warn_frame_embed(path, &have, want);
 }
 

@@ -1,33 +1,23 @@
 /* Weights in either format (weights.h). */
 #include "io/weights.h"
 #include "core/die.h"
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* The shape keys, named as the HDF5 root attributes (docs/formats.md). */
-static const struct { const char *name; size_t off; } KEYS[] = {
-    {"F", offsetof(ModelShape, F)}, {"C", offsetof(ModelShape, C)}, {"H", offsetof(ModelShape, H)},
-    {"W", offsetof(ModelShape, W)}, {"p", offsetof(ModelShape, p)}, {"D", offsetof(ModelShape, D)},
-    {"NH", offsetof(ModelShape, NH)}, {"L", offsetof(ModelShape, L)},
-    {"mlp_ratio", offsetof(ModelShape, mlp_ratio)}, {"Cp", offsetof(ModelShape, Cp)},
-    {"s", offsetof(ModelShape, s)}, {"Cg", offsetof(ModelShape, Cg)},
-};
-#define N_KEYS ((int)(sizeof KEYS / sizeof *KEYS))
-static int *field(ModelShape *m, int i) { return (int *)((char *)m + KEYS[i].off); }
 
 /* Reads the shape keys present in the metadata into m; returns how many were there. */
 static int meta_shape(const StFile *sf, ModelShape *m) {
     int got = 0;
-    for (int i = 0; i < N_KEYS; i++) {
-        const char *v = st_meta(sf, KEYS[i].name);
+    for (int i = 0; i < SHAPE_N_KEYS; i++) {
+        const char *v = st_meta(sf, SHAPE_KEY_NAMES[i]);
         if (!v) continue;
         char *end;
         long x = strtol(v, &end, 10);
         if (*v == 0 || *end || x < 0 || x > 1 << 24)
-            ep_die("'%s': __metadata__ '%s' = '%s' is not a model size", sf->path, KEYS[i].name, v);
-        *field(m, i) = (int)x;
+            ep_die("'%s': __metadata__ '%s' = '%s' is not a model size", sf->path, SHAPE_KEY_NAMES[i], v);
+        *shape_key(m, i) = (int)x;
         got++;
     }
     const char *fe = st_meta(sf, "frame_embed");
@@ -45,10 +35,10 @@ void weights_read_shape(const char *path, ModelShape *shape) {
     st_open(&sf, path);
     memset(shape, 0, sizeof *shape);
     meta_shape(&sf, shape);
-    for (int i = 1; i < N_KEYS; i++) /* F is optional, as in bare weights */
-        if (!st_meta(&sf, KEYS[i].name))
+    for (int i = 1; i < SHAPE_N_KEYS; i++) /* F is optional, as in bare weights */
+        if (!st_meta(&sf, SHAPE_KEY_NAMES[i]))
             ep_die("'%s' has no __metadata__ '%s': the model shape is unknown (write the file with entprog export, "
-                   "or give the shape keys as metadata)", path, KEYS[i].name);
+                   "or give the shape keys as metadata)", path, SHAPE_KEY_NAMES[i]);
     st_close(&sf);
 }
 
@@ -62,10 +52,10 @@ static void shape_text(char *buf, size_t n, int ndim, const int64_t *sh) {
 static void check_tensors(const StFile *sf, const ParamTable *pt, const ModelShape *want) {
     ModelShape have = {0};
     if (meta_shape(sf, &have))
-        for (int i = 1; i < N_KEYS; i++) /* F excepted: it only sizes activations */
-            if (st_meta(sf, KEYS[i].name) && *field(&have, i) != *field((ModelShape *)want, i))
-                ep_die("'%s' has %s = %d but the model has %s = %d", sf->path, KEYS[i].name, *field(&have, i),
-                       KEYS[i].name, *field((ModelShape *)want, i));
+        for (int i = 1; i < SHAPE_N_KEYS; i++) /* F excepted: it only sizes activations */
+            if (st_meta(sf, SHAPE_KEY_NAMES[i]) && *shape_key(&have, i) != *shape_key((ModelShape *)want, i))
+                ep_die("'%s' has %s = %d but the model has %s = %d", sf->path, SHAPE_KEY_NAMES[i], *shape_key(&have, i),
+                       SHAPE_KEY_NAMES[i], *shape_key((ModelShape *)want, i));
     if (st_meta(sf, "frame_embed")) shape_warn_frame_embed(sf->path, &have, want);
     for (int i = 0; i < sf->n; i++)
         if (param_find(pt, sf->t[i].name) < 0)
@@ -113,15 +103,15 @@ void weights_save_safetensors(const char *path, const ParamTable *pt, const Mode
         t[i].ndim = p->ndim;
         for (int d = 0; d < p->ndim; d++) t[i].shape[d] = p->shape[d];
     }
-    char vals[N_KEYS][16];
-    const char *meta[2 * (N_KEYS + 2)];
+    char vals[SHAPE_N_KEYS][16];
+    const char *meta[2 * (SHAPE_N_KEYS + 2)];
     int n_meta = 0;
     meta[2 * n_meta] = "format", meta[2 * n_meta + 1] = "EP-VDiT", n_meta++;
-    for (int i = 0; i < N_KEYS; i++) {
-        int v = *field((ModelShape *)shape, i);
+    for (int i = 0; i < SHAPE_N_KEYS; i++) {
+        int v = *shape_key((ModelShape *)shape, i);
         if (i == 0 && v <= 0) continue; /* F unknown (bare weights) */
         snprintf(vals[i], sizeof vals[i], "%d", v);
-        meta[2 * n_meta] = KEYS[i].name, meta[2 * n_meta + 1] = vals[i], n_meta++;
+        meta[2 * n_meta] = SHAPE_KEY_NAMES[i], meta[2 * n_meta + 1] = vals[i], n_meta++;
     }
     meta[2 * n_meta] = "frame_embed", meta[2 * n_meta + 1] = shape_frame_embed_name(shape), n_meta++;
     st_write(path, t, pt->n, type, meta, n_meta);

@@ -4,6 +4,13 @@
 #include <stdio.h>
 #include <string.h>
 
+const char *const SHAPE_KEY_NAMES[SHAPE_N_KEYS] = {"F", "C", "H", "W", "p", "D", "NH", "L", "mlp_ratio", "Cp", "s", "Cg"};
+
+int *shape_key(ModelShape *m, int i) {
+    int *f[SHAPE_N_KEYS] = {&m->F, &m->C, &m->H, &m->W, &m->p, &m->D, &m->NH, &m->L, &m->mlp_ratio, &m->Cp, &m->s, &m->Cg};
+    return f[i];
+}
+
 int shape_G(const ModelShape *m) {
     int g = 0;
     while ((1 << g) < m->s) g++;

@@ -10,6 +10,16 @@ typedef struct {
     char frame_embed[12];
 } ModelShape;
 
+/* The integer shape keys by the names checkpoints, safetensors metadata and
+ * decks use, F first (it only sizes activations, so loaders compare the
+ * others): shape_key(m, i) is m's field named SHAPE_KEY_NAMES[i]. */
+#define SHAPE_N_KEYS 12
+extern const char *const SHAPE_KEY_NAMES[SHAPE_N_KEYS];
+int *shape_key(ModelShape *m, int i);
+
+/* model.frame_embed's values, as the deck's choice list. */
+#define SHAPE_FRAME_EMBED_CHOICES "input|temporal"
+
 /* 1 when the frame embedding goes into the temporal attention only. */
 int shape_frame_embed_temporal(const ModelShape *m);
 /* "input" or "temporal" ("" reads as "input"). */
