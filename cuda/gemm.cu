@@ -8,7 +8,8 @@
  *    (CUDA_R_16BF, CUBLAS_COMPUTE_32F): on an H200, cuBLASLt's 8192^3 product
  *    reached 815 TFLOP/s with bf16 operands against 429 with fp32 ones.
  * The forward bias rides in the epilogue, in bf16 mode also fc1's GELU
- * (op linear_gelu). Descriptors and the chosen algorithm are cached per mode,
+ * (op linear_gelu) and, in backward, its derivative in fc2's din product
+ * (op linear_backward_dgelu). Descriptors and the chosen algorithm are cached per mode,
  * shape, alignment and epilogue; algorithms that split K with in-place
  * (atomic) reductions are excluded so results repeat exactly. */
 #include "common.cuh"
@@ -18,6 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The GELU epilogues (Key.gelu): forward writes gelu(D) and D's input as aux;
+ * backward multiplies D by gelu'(aux). */
+enum { GELU_NONE, GELU_FWD, GELU_BWD };
+
 typedef struct {
     int mode, ta, tb, M, N, K, lda, ldb, ldc, bias, gelu, accumulate, al_a, al_b, al_c, al_aux;
 } Key;
@@ -26,7 +31,10 @@ static int gemm_mode = -1;
 static int mode(void) {
     if (gemm_mode < 0) {
         const char *e = getenv("ENTPROG_GEMM");
-        gemm_mode = !e ? GEMM_FAST16BF : !strcmp(e, "fp32") ? GEMM_FP32 : !strcmp(e, "bf16") ? GEMM_BF16 : GEMM_FAST16BF;
+        if (!e || !*e) gemm_mode = GEMM_FAST16BF;
+        else if (!strcmp(e, "fp32")) gemm_mode = GEMM_FP32;
+        else if (!strcmp(e, "bf16")) gemm_mode = GEMM_BF16;
+        else ep_die("ENTPROG_GEMM=%s: expected fp32 or bf16 (unset: fp32 operands on bf16 tensor cores)", e);
     }
     return gemm_mode;
 }
@@ -61,13 +69,17 @@ static unsigned key_hash(const Key *k) {
 
 /* Creates p->desc for compute type ct over p's layouts and asks the heuristic
  * for one algorithm; 0, and no descriptor, when it has none. aux: where the
- * GELU epilogue writes its input (the heuristic reads its alignment). */
-static int plan_try(Plan *p, const Key *k, cublasComputeType_t ct, float *aux) {
+ * GELU epilogue writes its input, or the DGELU one reads it (the heuristic
+ * reads its alignment). */
+static int plan_try(Plan *p, const Key *k, cublasComputeType_t ct, const float *aux) {
     cublasOperation_t opA = k->tb ? CUBLAS_OP_T : CUBLAS_OP_N, opB = k->ta ? CUBLAS_OP_T : CUBLAS_OP_N;
     CUBLAS(cublasLtMatmulDescCreate(&p->desc, ct, CUDA_R_32F));
     CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA));
     CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB));
-    cublasLtEpilogue_t epi = k->gelu ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS
+    /* DGELU, not DGELU_BGRAD: cuBLASLt's bias gradient would overwrite, and fc1's
+     * bias also gathers the reference pass's gradient (its own linear_backward adds it) */
+    cublasLtEpilogue_t epi = k->gelu == GELU_FWD ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS
+                             : k->gelu == GELU_BWD ? CUBLASLT_EPILOGUE_DGELU
                              : k->bias ? CUBLASLT_EPILOGUE_BIAS
                                        : CUBLASLT_EPILOGUE_DEFAULT;
     CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
@@ -106,7 +118,7 @@ static int plan_try(Plan *p, const Key *k, cublasComputeType_t ct, float *aux) {
  * or plain fp32 when no fast algorithm fits; fp32 mode: plain fp32; bf16 mode:
  * bf16 A and B, or the plan is refused (said once, here: a plan is made once
  * per shape) and the caller runs the product another way. */
-static void make_plan(Plan *p, const Key *k, float *aux) {
+static void make_plan(Plan *p, const Key *k, const float *aux) {
     cublasOperation_t opA = k->tb ? CUBLAS_OP_T : CUBLAS_OP_N, opB = k->ta ? CUBLAS_OP_T : CUBLAS_OP_N;
     cudaDataType_t ab = k->mode == GEMM_BF16 ? CUDA_R_16BF : CUDA_R_32F;
     /* column-major view: C^T[N,M] = op(B^T) op(A^T) */
@@ -120,9 +132,13 @@ static void make_plan(Plan *p, const Key *k, float *aux) {
         cublasLtMatrixLayoutDestroy(p->b);
         cublasLtMatrixLayoutDestroy(p->c);
         p->refused = 1;
-        if (k->gelu)
+        if (k->gelu == GELU_FWD)
             fprintf(stderr, "gemm: cuBLASLt has no bf16 algorithm with the GELU epilogue for a %dx%dx%d product: "
                             "linear_gelu runs as a bf16 linear, then the GELU kernel\n", k->M, k->N, k->K);
+        else if (k->gelu == GELU_BWD)
+            fprintf(stderr, "gemm: cuBLASLt has no bf16 algorithm with the DGELU epilogue for a %dx%dx%d product: "
+                            "linear_backward_dgelu runs as a bf16 linear_backward, then the GELU-gradient "
+                            "kernel\n", k->M, k->N, k->K);
         else
             fprintf(stderr, "gemm: cuBLASLt has no bf16 algorithm for a %dx%dx%d product (transposes %d,%d, "
                             "ldc %d%s%s): it runs in the default mode (fp32 operands, "
@@ -136,7 +152,7 @@ static void make_plan(Plan *p, const Key *k, float *aux) {
            k->ta, k->tb, k->lda, k->ldb, k->ldc);
 }
 
-static Plan *find_plan(const Key *k, float *aux) {
+static Plan *find_plan(const Key *k, const float *aux) {
     unsigned h = key_hash(k) % NPLANS;
     for (int probe = 0; probe < NPLANS; probe++) {
         Plan *p = &plans[(h + probe) % NPLANS];
@@ -152,7 +168,7 @@ static Plan *find_plan(const Key *k, float *aux) {
 }
 
 static void run_plan(Plan *p, const void *A, const void *B, float *C, int accumulate, const float *bias,
-                     float *aux) {
+                     const float *aux) {
     if (bias) CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
     if (aux)
         CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof aux));
@@ -226,7 +242,7 @@ static void bf16_operands(size_t na, size_t nb, __nv_bfloat16 **a16, __nv_bfloat
 
 /* The product in bf16 mode: 1 done, 0 refused (nothing ran). */
 static int gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
-                     int ldc, int accumulate, const float *bias, float *aux) {
+                     int ldc, int accumulate, const float *bias, int gelu, const float *aux) {
     static int said;
     if (!said) {
         said = 1;
@@ -237,7 +253,7 @@ static int gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int ld
     int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
     __nv_bfloat16 *a16, *b16;
     bf16_operands((size_t)ar * ac, (size_t)br * bc, &a16, &b16);
-    Key k = {GEMM_BF16, ta, tb, M, N, K, ac, bc, ldc, bias != NULL, aux != NULL, accumulate,
+    Key k = {GEMM_BF16, ta, tb, M, N, K, ac, bc, ldc, bias != NULL, gelu, accumulate,
              alignment(a16), alignment(b16), alignment(C), aux ? alignment(aux) : 0};
     Plan *p = find_plan(&k, aux);
     if (p->refused) return 0;
@@ -248,14 +264,15 @@ static int gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int ld
 }
 
 /* Row-major C[M,N] = op(A) op(B) (+ C when accumulate) (+ bias[N] per row).
- * With aux (bf16 mode only): aux = that, C = gelu_tanh(that); returns 0, and
- * runs nothing, when cuBLASLt cannot. */
+ * With a GELU epilogue (bf16 mode only; aux [M,N] with row stride ldc):
+ * GELU_FWD: aux = that, C = gelu_tanh(that); GELU_BWD: C = that *
+ * gelu_tanh'(aux). Returns 0, and runs nothing, when cuBLASLt cannot. */
 static int gemm_rm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
-                   int ldc, int accumulate, const float *bias, float *aux) {
+                   int ldc, int accumulate, const float *bias, int gelu, const float *aux) {
     if (M == 0 || N == 0) return 1;
     if (mode() == GEMM_BF16) {
-        if (gemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate, bias, aux)) return 1;
-        if (aux) return 0;
+        if (gemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate, bias, gelu, aux)) return 1;
+        if (gelu) return 0;
         /* refused: the default mode's product below */
     }
     int md = mode() == GEMM_FP32 ? GEMM_FP32 : GEMM_FAST16BF;
@@ -273,7 +290,7 @@ __global__ static void add_bias_rows(float *out, const float *bias, size_t rows,
 extern "C" void cuda_linear(float *out, const float *in, const float *W, const float *bias, int N, int Ni, int O) {
     /* the epilogue reads the bias vectorised: misaligned ones get their own pass */
     int fuse = bias && alignment(bias) >= 16;
-    gemm_rm(0, 1, N, O, Ni, in, Ni, W, Ni, out, O, 0, fuse ? bias : NULL, NULL);
+    gemm_rm(0, 1, N, O, Ni, in, Ni, W, Ni, out, O, 0, fuse ? bias : NULL, GELU_NONE, NULL);
     if (bias && !fuse) {
         add_bias_rows<<<blocks_for((size_t)N * O, 256), 256>>>(out, bias, (size_t)N, O);
         KCHECK("add_bias_rows");
@@ -288,7 +305,7 @@ extern "C" void cuda_linear(float *out, const float *in, const float *W, const f
 extern "C" void cuda_linear_gelu(float *h, float *g, const float *in, const float *W, const float *bias, int N,
                                  int Ni, int O) {
     if (mode() == GEMM_BF16 && bias && alignment(bias) >= 16 && alignment(h) >= 16 && O % 8 == 0 &&
-        gemm_rm(0, 1, N, O, Ni, in, Ni, W, Ni, g, O, 0, bias, h))
+        gemm_rm(0, 1, N, O, Ni, in, Ni, W, Ni, g, O, 0, bias, GELU_FWD, h))
         return;
     cuda_linear(h, in, W, bias, N, Ni, O);
     cuda_gelu_tanh(g, h, (size_t)N * O);
@@ -296,13 +313,44 @@ extern "C" void cuda_linear_gelu(float *h, float *g, const float *in, const floa
 
 extern "C" void cuda_linear_backward(float *din, float *dW, float *db, const float *dout, const float *in,
                                      const float *W, int N, int Ni, int O) {
-    if (din) gemm_rm(0, 0, N, Ni, O, dout, O, W, Ni, din, Ni, 1, NULL, NULL);
-    if (dW) gemm_rm(1, 0, O, Ni, N, dout, O, in, Ni, dW, Ni, 1, NULL, NULL);
+    if (din) gemm_rm(0, 0, N, Ni, O, dout, O, W, Ni, din, Ni, 1, NULL, GELU_NONE, NULL);
+    if (dW) gemm_rm(1, 0, O, Ni, N, dout, O, in, Ni, dW, Ni, 1, NULL, GELU_NONE, NULL);
     if (db) cuda_colsum(db, 0, dout, NULL, 1, N, O);
+}
+
+/* fc2's backward through the GELU before it: dW += dout^T in, db += colsum(dout),
+ * dh := (dout W) * gelu_tanh'(h). In bf16 mode dh is one product with the
+ * DGELU epilogue (aux = h, read as D is laid out; beta 0, so dh is written and
+ * needs no zeroing) when it can take the operands: 16-byte aligned h and dh,
+ * Ni a multiple of 8 (the aux ld), an algorithm. Otherwise, and in the other
+ * modes, the unfused ops through scratch, as the CPU runs them. */
+extern "C" void cuda_linear_backward_dgelu(float *dh, float *dW, float *db, const float *dout, const float *in,
+                                           const float *W, const float *h, float *scratch, int N, int Ni, int O) {
+    if (mode() == GEMM_BF16) {
+        if (alignment(h) >= 16 && alignment(dh) >= 16 && Ni % 8 == 0) {
+            if (gemm_rm(0, 0, N, Ni, O, dout, O, W, Ni, dh, Ni, 0, NULL, GELU_BWD, h)) {
+                cuda_linear_backward(NULL, dW, db, dout, in, W, N, Ni, O);
+                return;
+            } /* refused: make_plan said so */
+        } else {
+            static int said;
+            if (!said) {
+                said = 1;
+                fprintf(stderr, "gemm: the DGELU epilogue needs 16-byte aligned h and dh and Ni %% 8 == 0 (Ni %d): "
+                                "linear_backward_dgelu runs as a bf16 linear_backward, then the GELU-gradient "
+                                "kernel\n", Ni);
+            }
+        }
+    }
+    size_t n = (size_t)N * Ni;
+    cuda_zero(scratch, n);
+    cuda_linear_backward(scratch, dW, db, dout, in, W, N, Ni, O);
+    cuda_zero(dh, n);
+    cuda_gelu_tanh_backward(dh, scratch, h, n);
 }
 
 /* Row-major product for the convolution (no bias): exposed to conv.cu. */
 void cuda_gemm_rm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
                   int ldc, int accumulate) {
-    gemm_rm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate, NULL, NULL);
+    gemm_rm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate, NULL, GELU_NONE, NULL);
 }

@@ -2,11 +2,13 @@
  * no CUDA build or no GPU).
  *
  *   test_gpu ops    every op on random inputs (never zeros), outputs and
- *                   accumulated gradients, GEMMs (linear, linear_gelu and
- *                   their gradients) in each ENTPROG_GEMM mode: exact fp32
- *                   ("fp32"), the default bf16 tensor-core mode, and "bf16"
- *                   (operands cast to bf16; there also the GELU of
- *                   cuBLASLt's epilogue against its tanh and erf forms);
+ *                   accumulated gradients, GEMMs (linear, linear_gelu,
+ *                   linear_backward_dgelu and their gradients) in each
+ *                   ENTPROG_GEMM mode: exact fp32 ("fp32"), the default bf16
+ *                   tensor-core mode, and "bf16" (operands cast to bf16;
+ *                   there also the GELU of cuBLASLt's GELU epilogue and the
+ *                   GELU derivative of its DGELU one against their tanh and
+ *                   erf forms);
  *                   attention with the fp32 and with the tensor-core (bf16)
  *                   kernels;
  *   test_gpu attn   cuDNN's fused attention (ENTPROG_ATTN=cudnn) and the
@@ -42,7 +44,12 @@
  *    <= 1e-3 of |h| up to 4), far inside 1e-2. Its form is checked apart,
  *    with operands exact in bf16 and an exact product: within 2e-3 of the
  *    tanh form, and nearer it than the erf form (they differ by up to
- *    4.7e-4, near |h| = 2.7);
+ *    4.7e-4, near |h| = 2.7). linear_backward_dgelu's dh, the same: 1e-2
+ *    against the CPU; its GELU derivative in the DGELU epilogue is checked
+ *    the same way, as dh / (dout W) with that product exact: within 5e-3 of
+ *    the tanh form's derivative (a tanh off by 2^-11 moves the derivative
+ *    by up to 4.7e-3 for |h| < 4) and nearer it than the erf form's (they
+ *    differ by up to 8.7e-4, near |h| = 2.0; rms 4.1e-4 over [-4, 4]);
  *  - the tensor-core attention rounds its operands to bf16 as well: 1e-2;
  *    cuDNN's (ENTPROG_ATTN=cudnn) also its outputs and gradients: 1e-2 per
  *    op, and for the whole model with fp32 GEMMs (test_attn states the
@@ -180,6 +187,69 @@ static void test_gelu_form(void) {
     check("linear_gelu: nearer the tanh form than erf (rms)", st < se ? 0 : 1, 0);
     free(in), free(W), free(b), free(h), free(g);
     cuda_free(d_in), cuda_free(d_W), cuda_free(d_b), cuda_free(d_h), cuda_free(d_g);
+}
+
+/* fc2's backward through the GELU (linear_backward_dgelu): dh written (its
+ * prior contents differ on the two sides, so an accumulating dh fails), dW
+ * and db accumulated. misalign shifts h and dh off 16 bytes; Ni % 8 != 0
+ * too takes the unfused path in bf16 mode (said once on stderr). */
+static void test_linear_dgelu(double tg, int misalign, int Ni) {
+    int N = 300, O = 200, a = misalign;
+    size_t nh = (size_t)N * Ni;
+    float *in = hrand(nh, 1), *W = hrand((size_t)O * Ni, 0.2f), *h = hrand(nh + a, 2), *dout = hrand((size_t)N * O, 1);
+    float *dh = hrand(nh + a, 1), *dW = hrand((size_t)O * Ni, 1), *db = hrand(O, 1), *scr = hrand(nh, 1);
+    float *d_in = dev(in, nh), *d_W = dev(W, (size_t)O * Ni), *d_h = dev(h, nh + a), *d_dout = dev(dout, (size_t)N * O);
+    float *gdh = hrand(nh + a, 1), *d_dh = dev(gdh, nh + a), *d_dW = dev(dW, (size_t)O * Ni), *d_db = dev(db, O);
+    float *d_scr = dev(scr, nh);
+    cpu_linear_backward_dgelu(dh + a, dW, db, dout, in, W, h + a, scr, N, Ni, O);
+    cuda_linear_backward_dgelu(d_dh + a, d_dW, d_db, d_dout, d_in, d_W, d_h + a, d_scr, N, Ni, O);
+    char name[80];
+    snprintf(name, sizeof name, "linear_backward_dgelu dh%s, Ni %d", a ? " (misaligned)" : "", Ni);
+    check(name, rel_err(d_dh + a, dh + a, nh), tg);
+    check("linear_backward_dgelu dW", rel_err(d_dW, dW, (size_t)O * Ni), tg);
+    check("linear_backward_dgelu db (fp32 column sums)", rel_err(d_db, db, O), 1e-5);
+    float *hs[] = {in, W, h, dout, dh, dW, db, scr, gdh};
+    float *ds[] = {d_in, d_W, d_h, d_dout, d_dh, d_dW, d_db, d_scr};
+    for (int i = 0; i < 9; i++) free(hs[i]);
+    for (int i = 0; i < 8; i++) cuda_free(ds[i]);
+}
+
+/* Which GELU derivative the DGELU epilogue applies (bf16 mode), as
+ * test_gelu_form: dout exact in bf16 (+-(1 + k/64), never near 0) and W
+ * picking one column of dout per input feature, so din = dout[., i % 8]
+ * exactly and dh / din is the derivative at h (fp32, not cast: the epilogue
+ * reads it as is). The tanh form's derivative against the erf form's: up to
+ * 8.7e-4 apart (near |h| = 2.0). If the epilogue was refused (stderr says
+ * so), this checks the GELU-gradient kernel. */
+static void test_dgelu_form(void) {
+    int N = 64, Ni = 512, O = 8;
+    size_t nh = (size_t)N * Ni;
+    float *dout = malloc((size_t)N * O * sizeof(float)), *W = calloc((size_t)O * Ni, sizeof(float));
+    float *h = malloc(nh * sizeof(float)), *dh = malloc(nh * sizeof(float));
+    for (int i = 0; i < N * O; i++) dout[i] = (1.0f + (float)(i * 5 % 64) / 64.0f) * (i * 7 % 3 ? 1.0f : -1.0f);
+    for (int i = 0; i < Ni; i++) W[(i % O) * Ni + i] = 1.0f;
+    for (size_t i = 0; i < nh; i++) h[i] = (float)((long)(i * 37 % 4093) - 2046) / 512.0f; /* [-4, 4) */
+    float *d_dout = dev(dout, (size_t)N * O), *d_W = dev(W, (size_t)O * Ni), *d_h = dev(h, nh);
+    float *d_dh = cuda_alloc(nh * sizeof(float), "dh"), *d_scr = cuda_alloc(nh * sizeof(float), "scratch");
+    cuda_linear_backward_dgelu(d_dh, NULL, NULL, d_dout, NULL, d_W, d_h, d_scr, N, Ni, O);
+    cuda_download(dh, d_dh, nh * sizeof(float));
+    double et = 0, ee = 0, st = 0, se = 0;
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < Ni; i++) {
+            double x = h[(size_t)n * Ni + i], y = dh[(size_t)n * Ni + i] / (double)dout[n * O + i % O];
+            double t = tanh(0.7978845608028654 * (x + 0.044715 * x * x * x));
+            double tf = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * 0.7978845608028654 * (1 + 3 * 0.044715 * x * x);
+            double ef = 0.5 * (1 + erf(x / sqrt(2.0))) + x * exp(-0.5 * x * x) / 2.5066282746310002; /* sqrt(2 pi) */
+            if (!(fabs(y - tf) <= et)) et = fabs(y - tf); /* NaN sticks */
+            ee = fmax(ee, fabs(y - ef));
+            st += (y - tf) * (y - tf), se += (y - ef) * (y - ef);
+        }
+    printf("  GELU derivative of the DGELU epilogue: max |d - tanh form| %.2e, |d - erf form| %.2e; "
+           "rms %.2e / %.2e\n", et, ee, sqrt(st / nh), sqrt(se / nh));
+    check("linear_backward_dgelu exact din: gelu' vs tanh form (abs)", et, 5e-3);
+    check("linear_backward_dgelu: nearer the tanh form than erf (rms)", st < se ? 0 : 1, 0);
+    free(dout), free(W), free(h), free(dh);
+    cuda_free(d_dout), cuda_free(d_W), cuda_free(d_h), cuda_free(d_dh), cuda_free(d_scr);
 }
 
 static void test_norm_mod(void) {
@@ -614,7 +684,10 @@ static void test_ops(void) {
         printf("GEMMs in %s:\n", gemm_mode_name[i]);
         test_linear(tg, 0);
         test_linear(tg, 1);
-        if (gemm_modes[i] == GEMM_BF16) test_gelu_form();
+        test_linear_dgelu(tg, 0, 96);
+        test_linear_dgelu(tg, 1, 96);
+        test_linear_dgelu(tg, 0, 100); /* Ni % 8 != 0: unfused in bf16 mode */
+        if (gemm_modes[i] == GEMM_BF16) test_gelu_form(), test_dgelu_form();
     }
     cuda_set_gemm_mode(GEMM_FAST16BF);
     printf("fp32 kernels:\n");

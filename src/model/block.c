@@ -99,11 +99,10 @@ static void mlp_backward(const Model *m, int b, float *dz, float *dmod, const fl
     float *u = m->a.u, *gl = m->a.gelu;
     ZERO(g->dy, (size_t)n * d->D);
     op_gate_residual_backward(g->dy, MOD(dmod, GATE_M, d->D), dz, a->y, MOD(mod, GATE_M, d->D), d->ld, G, T, d->D);
-    ZERO(g->dgl, (size_t)n * d->Dm);
     if (dW(m, b, BP_FC2_W)) op_gelu_tanh(gl, a->h, (size_t)n * d->Dm); /* fc2's input, for its weight gradient */
-    op_linear_backward(g->dgl, dW(m, b, BP_FC2_W), dW(m, b, BP_FC2_B), g->dy, gl, W(m, b, BP_FC2_W), n, d->Dm, d->D);
-    ZERO(g->dh, (size_t)n * d->Dm);
-    op_gelu_tanh_backward(g->dh, g->dgl, a->h, (size_t)n * d->Dm);
+    /* dh := d/dh through fc2 and the GELU (written; g->dgl is the CPU's scratch) */
+    op_linear_backward_dgelu(g->dh, dW(m, b, BP_FC2_W), dW(m, b, BP_FC2_B), g->dy, gl, W(m, b, BP_FC2_W), a->h,
+                             g->dgl, n, d->Dm, d->D);
     ZERO(g->du, (size_t)n * d->D);
     op_linear_backward(g->du, dW(m, b, BP_FC1_W), dW(m, b, BP_FC1_B), g->dh, u, W(m, b, BP_FC1_W), n, d->D, d->Dm);
     ln_modulate_backward(dz, dmod, g->dxhat, g->du, a->xhat, a->rstd, mod, SHIFT_M, SCALE_M, d, G, T);

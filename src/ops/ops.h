@@ -67,6 +67,13 @@ void op_linear_gelu(float *h, float *g, const float *in, const float *W, const f
 /* din[N,Ni] += dout W; dW[O,Ni] += dout^T in; db[O] += colsum(dout). Any of din/dW/db may be NULL. */
 void op_linear_backward(float *din, float *dW, float *db, const float *dout, const float *in, const float *W,
                         int N, int Ni, int O);
+/* fc2's backward through the GELU in front of it, h its input (g = gelu_tanh(h) = in):
+ * dW += dout^T in, db += colsum(dout) (either may be NULL), and dh[N,Ni] :=
+ * (dout W) * gelu_tanh'(h), written, not added. One op so that a GPU can fuse
+ * the GELU gradient into the din product's epilogue; the CPU runs
+ * linear_backward into scratch[N,Ni] then gelu_tanh_backward, bit for bit. */
+void op_linear_backward_dgelu(float *dh, float *dW, float *db, const float *dout, const float *in, const float *W,
+                              const float *h, float *scratch, int N, int Ni, int O);
 
 /* ---- normalisation and modulation ---- */
 /* LayerNorm without affine, eps 1e-6: xhat[N,D], and per row mean, rstd. */

@@ -67,6 +67,18 @@ void cpu_linear_backward(float *din, float *dW, float *db, const float *dout, co
     }
 }
 
+/* The linear's backward into scratch, then the GELU's: the values of those
+ * ops as mlp_backward ran them before this op, bit for bit (a GPU fuses the
+ * GELU gradient into the din product's epilogue). */
+void cpu_linear_backward_dgelu(float *dh, float *dW, float *db, const float *dout, const float *in, const float *W,
+                               const float *h, float *scratch, int N, int Ni, int O) {
+    size_t n = (size_t)N * Ni;
+    cpu_zero(scratch, n);
+    cpu_linear_backward(scratch, dW, db, dout, in, W, N, Ni, O);
+    cpu_zero(dh, n);
+    cpu_gelu_tanh_backward(dh, scratch, h, n);
+}
+
 /* The sum over i of r[i] - c, or of its square, in double, in 8
  * interleaved partial sums added in a fixed order: eight independent chains
  * instead of one long one (the sums are a third of a LayerNorm's time). */

@@ -9,6 +9,9 @@ OP(linear_gelu, (float *h, float *g, const float *in, const float *W, const floa
 OP(linear_backward, (float *din, float *dW, float *db, const float *dout, const float *in, const float *W, int N,
                      int Ni, int O),
    (din, dW, db, dout, in, W, N, Ni, O), 2.0 * N * Ni * O * ((din != NULL) + (dW != NULL)))
+OP(linear_backward_dgelu, (float *dh, float *dW, float *db, const float *dout, const float *in, const float *W,
+                           const float *h, float *scratch, int N, int Ni, int O),
+   (dh, dW, db, dout, in, W, h, scratch, N, Ni, O), 2.0 * N * Ni * O * (1 + (dW != NULL)))
 OP(layernorm, (float *xhat, float *mean, float *rstd, const float *x, int N, int D), (xhat, mean, rstd, x, N, D), 0)
 OP(layernorm_backward, (float *dx, const float *dxhat, const float *xhat, const float *rstd, int N, int D),
    (dx, dxhat, xhat, rstd, N, D), 0)
