@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 
 /* One open file: demuxer, decoder and the conversion to RGB. */
@@ -95,24 +94,6 @@ static int decoder_next(Decoder *d, const char *path, char *err, size_t errn) {
         av_packet_unref(d->pkt);
         if (ret < 0 && ret != AVERROR(EAGAIN)) return av_msg(err, errn, path, "corrupt or truncated video data", ret), -1;
     }
-}
-
-static int has_ext(const char *name, const char *const *exts) {
-    const char *dot = strrchr(name, '.');
-    if (!dot) return 0;
-    for (int i = 0; exts[i]; i++)
-        if (!strcasecmp(dot + 1, exts[i])) return 1;
-    return 0;
-}
-
-int video_is_video_name(const char *name) {
-    static const char *const exts[] = {"mp4", "m4v", "webm", "mov", "mkv", "avi", NULL};
-    return has_ext(name, exts);
-}
-
-int video_is_picture_name(const char *name) {
-    static const char *const exts[] = {"png", "jpg", "jpeg", NULL};
-    return has_ext(name, exts);
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
