@@ -156,6 +156,16 @@ def load_text(path):
     return open(path).read().strip() if os.path.exists(path) else None
 
 
+def stage_rows(run, k, kind="train"):
+    """The run's metrics rows of stage k of this kind."""
+    return [x for x in run["rows"] if x["stage"] == k and x["kind"] == kind]
+
+
+def m_per_stage(run):
+    """m of each stage that trained (its last training row's)."""
+    return [stage_rows(run, k)[-1]["m"] for k in range(K_STAGES) if stage_rows(run, k)]
+
+
 def reach(run, target):
     """(cost, wall s, step) at the first validation at or below target, or None."""
     for step, loss, c, t in run["val"]:
@@ -371,17 +381,15 @@ if target is not None:
         if et:
             tval = mean([r["val"][-1][1] for r in et])
             tcost = mean([r["cost"] for r in et])
-            ms = [[x for x in r["rows"] if x["stage"] == k and x["kind"] == "train"][-1]["m"]
-                  for r in et for k in range(K_STAGES)
-                  if [x for x in r["rows"] if x["stage"] == k and x["kind"] == "train"]]
-            small = sum(x == min(ms) for x in ms)
+            t_ms = [m for r in et for m in m_per_stage(r)]
+            small = sum(x == min(t_ms) for x in t_ms)
             verdict += (f" With the independent-trials search (the same batches for every candidate, so its CE "
                         f"differences are not the supernet's noise: ce_noise.md), Ent-Prog reached the target in "
                         f"{summary['entprog-trials']['n']} of {len(et)} runs; its final validation loss is "
                         f"{tval:.5f} ({100 * (tval / fval - 1):+.1f}% against full fine-tuning, "
                         f"{100 * (tval / eval_ - 1):+.1f}% against the supernet's), at {tcost / 1e3:.2f}k block "
-                        f"passes (the losing candidates' steps included); {small} of its {len(ms)} stages trained "
-                        f"the smallest m chosen anywhere ({min(ms)}): loss drop per cost over a short window favours "
+                        f"passes (the losing candidates' steps included); {small} of its {len(t_ms)} stages trained "
+                        f"the smallest m chosen anywhere ({min(t_ms)}): loss drop per cost over a short window favours "
                         "few blocks.")
         lines += ["## Verdict", "", verdict, "",
                   f"Peak allocator memory: Ent-Prog {emem:.1f} MiB against full fine-tuning's {fmem:.1f} MiB "
@@ -433,8 +441,7 @@ for method in ("entprog", "entprog-trials"):
               "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rs:
         for k in range(K_STAGES):
-            tr = [x for x in r["rows"] if x["stage"] == k and x["kind"] == "train"]
-            se = [x for x in r["rows"] if x["stage"] == k and x["kind"] == "search"]
+            tr, se = stage_rows(r, k), stage_rows(r, k, "search")
             if not tr:
                 continue
             m = tr[-1]["m"]
@@ -495,9 +502,7 @@ lines += ["## Every run", "",
 for method in methods:
     for r in runs.get(method, []):
         h = reach(r, target) if target is not None else None
-        ms_stage = " ".join(str([x for x in r["rows"] if x["stage"] == k and x["kind"] == "train"][-1]["m"])
-                            for k in range(K_STAGES)
-                            if [x for x in r["rows"] if x["stage"] == k and x["kind"] == "train"])
+        ms_stage = " ".join(map(str, m_per_stage(r)))
         lines.append(f"| {r['name']} | {r['val'][-1][1]:.5f} | "
                      f"{f'{h[0] / 1e3:.2f} / {h[1]:.0f} / {h[2]}' if h else 'not reached'} | {r['cost'] / 1e3:.2f} | "
                      f"{r['train_s']:.0f} | {r['wall']:.0f} | {r['mem']:.1f} | " +
