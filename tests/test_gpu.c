@@ -152,6 +152,28 @@ static void test_linear(double tg, int misalign) {
     for (int i = 0; i < 10; i++) free(h[i]), cuda_free(d[i]);
 }
 
+/* How far measured values sit from the tanh form of a GELU quantity and from
+ * its erf form: the largest absolute gaps and the sums of squares. */
+typedef struct { double et, ee, st, se; size_t n; } FormErr;
+
+static void form_add(FormErr *f, double y, double tanh_form, double erf_form) {
+    if (!(fabs(y - tanh_form) <= f->et)) f->et = fabs(y - tanh_form); /* NaN sticks */
+    f->ee = fmax(f->ee, fabs(y - erf_form));
+    f->st += (y - tanh_form) * (y - tanh_form), f->se += (y - erf_form) * (y - erf_form);
+    f->n++;
+}
+
+/* what is within tol of the tanh form and nearer it than the erf form (rms). */
+static void form_check(const FormErr *f, const char *what, double tol) {
+    char name[80];
+    printf("  %s: max |. - tanh form| %.2e, |. - erf form| %.2e; rms %.2e / %.2e\n", what, f->et, f->ee,
+           sqrt(f->st / f->n), sqrt(f->se / f->n));
+    snprintf(name, sizeof name, "%s vs tanh form (abs)", what);
+    check(name, f->et, tol);
+    snprintf(name, sizeof name, "%s nearer tanh than erf (rms)", what);
+    check(name, f->st < f->se ? 0 : 1, 0);
+}
+
 /* Which GELU cuBLASLt's GELU_AUX_BIAS epilogue computes (bf16 mode): operands
  * exact in bf16 (multiples of 1/64 below 4) and W picking one input per
  * output, so h = in[., o % 8] + b[o] is exact and only the GELU can differ.
@@ -169,22 +191,17 @@ static void test_gelu_form(void) {
     cuda_linear_gelu(d_h, d_g, d_in, d_W, d_b, N, Ni, O);
     cuda_download(h, d_h, N * O * sizeof(float));
     cuda_download(g, d_g, N * O * sizeof(float));
-    double eh = 0, et = 0, ee = 0, st = 0, se = 0;
+    double eh = 0;
+    FormErr f = {0};
     for (int n = 0; n < N; n++)
         for (int o = 0; o < O; o++) {
-            double x = (double)in[n * Ni + o % Ni] + b[o], y = g[n * O + o];
-            double tf = 0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
-            double ef = 0.5 * x * (1 + erf(x / sqrt(2.0)));
+            double x = (double)in[n * Ni + o % Ni] + b[o];
             if (!(fabs(h[n * O + o] - x) <= eh)) eh = fabs(h[n * O + o] - x); /* NaN sticks */
-            if (!(fabs(y - tf) <= et)) et = fabs(y - tf);
-            ee = fmax(ee, fabs(y - ef));
-            st += (y - tf) * (y - tf), se += (y - ef) * (y - ef);
+            form_add(&f, g[n * O + o], 0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))),
+                     0.5 * x * (1 + erf(x / sqrt(2.0))));
         }
-    printf("  GELU of the epilogue: max |g - tanh form| %.2e, |g - erf form| %.2e; rms %.2e / %.2e\n", et, ee,
-           sqrt(st / (N * O)), sqrt(se / (N * O)));
     check("linear_gelu exact operands: h exact", eh, 0);
-    check("linear_gelu exact operands: gelu vs tanh form (abs)", et, 2e-3);
-    check("linear_gelu: nearer the tanh form than erf (rms)", st < se ? 0 : 1, 0);
+    form_check(&f, "linear_gelu exact operands: gelu", 2e-3);
     free(in), free(W), free(b), free(h), free(g);
     cuda_free(d_in), cuda_free(d_W), cuda_free(d_b), cuda_free(d_h), cuda_free(d_g);
 }
@@ -233,21 +250,16 @@ static void test_dgelu_form(void) {
     float *d_dh = cuda_alloc(nh * sizeof(float), "dh"), *d_scr = cuda_alloc(nh * sizeof(float), "scratch");
     cuda_linear_backward_dgelu(d_dh, NULL, NULL, d_dout, NULL, d_W, d_h, d_scr, N, Ni, O);
     cuda_download(dh, d_dh, nh * sizeof(float));
-    double et = 0, ee = 0, st = 0, se = 0;
+    FormErr f = {0};
     for (int n = 0; n < N; n++)
         for (int i = 0; i < Ni; i++) {
             double x = h[(size_t)n * Ni + i], y = dh[(size_t)n * Ni + i] / (double)dout[n * O + i % O];
             double t = tanh(0.7978845608028654 * (x + 0.044715 * x * x * x));
             double tf = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * 0.7978845608028654 * (1 + 3 * 0.044715 * x * x);
             double ef = 0.5 * (1 + erf(x / sqrt(2.0))) + x * exp(-0.5 * x * x) / 2.5066282746310002; /* sqrt(2 pi) */
-            if (!(fabs(y - tf) <= et)) et = fabs(y - tf); /* NaN sticks */
-            ee = fmax(ee, fabs(y - ef));
-            st += (y - tf) * (y - tf), se += (y - ef) * (y - ef);
+            form_add(&f, y, tf, ef);
         }
-    printf("  GELU derivative of the DGELU epilogue: max |d - tanh form| %.2e, |d - erf form| %.2e; "
-           "rms %.2e / %.2e\n", et, ee, sqrt(st / nh), sqrt(se / nh));
-    check("linear_backward_dgelu exact din: gelu' vs tanh form (abs)", et, 5e-3);
-    check("linear_backward_dgelu: nearer the tanh form than erf (rms)", st < se ? 0 : 1, 0);
+    form_check(&f, "linear_backward_dgelu exact din: gelu'", 5e-3);
     free(dout), free(W), free(h), free(dh);
     cuda_free(d_dout), cuda_free(d_W), cuda_free(d_h), cuda_free(d_dh), cuda_free(d_scr);
 }
